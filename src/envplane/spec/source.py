@@ -6,6 +6,7 @@ step (interpolation, validation, consistency checks) name the file and line of a
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -109,10 +110,8 @@ def _plain(node: Any, path: FieldPath, lines: dict[FieldPath, int]) -> Any:
         items = []
         for index, value in enumerate(node):
             child = (*path, index)
-            try:
+            with contextlib.suppress(KeyError, IndexError, TypeError):
                 lines[child] = node.lc.item(index)[0] + 1
-            except (KeyError, IndexError, TypeError):
-                pass
             items.append(_plain(value, child, lines))
         return items
     if isinstance(node, bool) or node is None:

@@ -1,0 +1,124 @@
+"""Host ports of one env instance: each env gets its own block (DESIGN.md, seed 003).
+
+- offset: the Compose file's host port plus the env's offset (staging +10000 by default;
+  `port_offset: 1` gives seed 003's table).
+- block: one PR of `test` gets `port_base + (pr - 1) * port_stride + slot`, so PR
+  instances never collide with each other, however many there are.
+- ephemeral: the engine picks a free port (CI runs).
+An explicit `environments.<env>.ports.<service>.<container port>` always wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from envplane.spec.ladder import EnvConfig
+
+
+@dataclass(frozen=True)
+class PortPlan:
+    """Where one container port of one service is published on the host."""
+
+    service: str
+    index: int  # position in the service's `ports` list (for error lines)
+    target: int
+    published: int | None  # None: not published, or left to the engine
+    protocol: str = "tcp"
+    host_ip: str = ""
+    source: int | None = None  # the host port the Compose file asked for
+
+
+@dataclass(frozen=True)
+class PortRequest:
+    service: str
+    index: int
+    target: int
+    published: int | None
+    protocol: str
+    host_ip: str
+
+
+class PortError(ValueError):
+    def __init__(self, request: PortRequest, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.request = request
+        self.message = message
+        self.hint = hint
+
+
+def assign(
+    env: EnvConfig, requests: Sequence[PortRequest], pr: int | None
+) -> tuple[list[PortPlan], list[PortError]]:
+    """Give every requested port its host port in `env`; collect what cannot be placed."""
+    plans: list[PortPlan] = []
+    errors: list[PortError] = []
+    slot = 0
+    for req in requests:
+        override = _override(env.ports, req)
+        if override is not None:
+            plans.append(_plan(req, override))
+            continue
+        if req.published is None or env.port_mode == "ephemeral":
+            plans.append(_plan(req, None))
+            continue
+        if env.port_mode == "offset":
+            port = req.published + env.port_offset
+            if not 1 <= port <= 65535:
+                errors.append(
+                    PortError(
+                        req,
+                        f"host port {req.published} {env.port_offset:+d} (env {env.name}) "
+                        f"= {port} is out of range 1-65535",
+                        f"set environments.{env.name}.ports.{req.service}.{req.target} "
+                        "or a smaller port_offset",
+                    )
+                )
+                continue
+            plans.append(_plan(req, port))
+            continue
+        # block mode
+        if slot >= env.port_stride:
+            errors.append(
+                PortError(
+                    req,
+                    f"env {env.name} publishes more than port_stride={env.port_stride} ports",
+                    f"raise environments.{env.name}.port_stride",
+                )
+            )
+            continue
+        block_start = env.port_base + ((pr or 1) - 1) * env.port_stride
+        port = block_start + slot
+        slot += 1
+        if port > 65535:
+            errors.append(
+                PortError(
+                    req,
+                    f"PR {pr} has no room in the {env.name} port block "
+                    f"({env.port_base}-65535, {env.port_stride} per PR)",
+                    f"lower environments.{env.name}.port_base or port_stride, "
+                    "or set port_mode: ephemeral",
+                )
+            )
+            continue
+        plans.append(_plan(req, port))
+    return plans, errors
+
+
+def _override(overrides: Mapping[str, Mapping[int, int]], req: PortRequest) -> int | None:
+    by_service = overrides.get(req.service)
+    if not by_service:
+        return None
+    return by_service.get(req.target)
+
+
+def _plan(req: PortRequest, published: int | None) -> PortPlan:
+    return PortPlan(
+        service=req.service,
+        index=req.index,
+        target=req.target,
+        published=published,
+        protocol=req.protocol,
+        host_ip=req.host_ip,
+        source=req.published,
+    )

@@ -1,0 +1,217 @@
+"""The environment ladder: the built-in environments and their defaults (DESIGN.md's table).
+
+Strings here are templates filled per instance: {app}, {prefix}, {domain}, {pr}, {run}.
+A spec overrides any field per environment, and adds environments that extend one of
+these (``production-sg: {extends: production, domain: "{prefix}-sg.{domain}"}``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+from envplane.spec.models import EnvSpec, InstanceKind, PortMode, Runtime, VolumeMode
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """One environment with every default filled in; still templated per instance."""
+
+    name: str
+    runtime: Runtime
+    instances: InstanceKind
+    suffix: str
+    domain: str | None
+    domain_suffix: str
+    data_path: str
+    secrets_env: str
+    host: str
+    port_mode: PortMode
+    port_offset: int = 0
+    port_base: int = 30000
+    port_stride: int = 10
+    ports: Mapping[str, Mapping[int, int]] = field(default_factory=dict)
+    volumes: VolumeMode = "named"
+    compose: tuple[str, ...] = ()
+    profiles: tuple[str, ...] = ()
+    lifecycle: str = "persistent"
+    ttl: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    builtin: bool = True
+
+
+# Why these port defaults: every env that shares a host gets its own block, so the
+# corpus and typical apps (adjacent ports such as 9229/9230) never collide. Seed 003
+# shifted staging by +1 and then had to move 3002 by hand; a large offset avoids that,
+# and `port_offset: 1` reproduces the seed exactly when a team wants it.
+LADDER: Mapping[str, EnvConfig] = MappingProxyType(
+    {
+        "local": EnvConfig(
+            name="local",
+            runtime="process",
+            instances="one",
+            suffix="-local",
+            domain="localhost",
+            domain_suffix="",
+            data_path=".envplane/data/local",
+            secrets_env="local",
+            host="workstation",
+            port_mode="offset",
+            port_offset=0,
+            lifecycle="throwaway",
+        ),
+        "docker": EnvConfig(
+            name="docker",
+            runtime="compose",
+            instances="one",
+            suffix="-docker",
+            domain="{prefix}.localhost",
+            domain_suffix="",
+            data_path=".envplane/data/docker",
+            secrets_env="docker",
+            host="workstation",
+            port_mode="offset",
+            port_offset=10000,
+            lifecycle="throwaway",
+        ),
+        "ci": EnvConfig(
+            name="ci",
+            runtime="compose",
+            instances="per-run",
+            suffix="-ci-{run}",
+            domain=None,
+            domain_suffix="-ci-{run}",
+            data_path="/tmp/envplane/{app}-ci-{run}",
+            secrets_env="ci-{run}",
+            host="ci",
+            port_mode="ephemeral",
+            lifecycle="minutes",
+        ),
+        "test": EnvConfig(
+            name="test",
+            runtime="compose",
+            instances="per-pr",
+            suffix="-pr-{pr}",
+            domain="{prefix}-pr-{pr}.{domain}",
+            domain_suffix="-pr-{pr}",
+            data_path="/data/test/{app}-pr-{pr}",
+            secrets_env="test-pr-{pr}",
+            host="server",
+            port_mode="block",
+            port_base=30000,
+            port_stride=10,
+            lifecycle="destroyed on PR close + TTL",
+            ttl="7d",
+        ),
+        "staging": EnvConfig(
+            name="staging",
+            runtime="compose",
+            instances="one",
+            suffix="-staging",
+            domain="{prefix}-staging.{domain}",
+            domain_suffix="-staging",
+            data_path="/data/{app}/staging",
+            secrets_env="staging",
+            host="server",
+            port_mode="offset",
+            port_offset=10000,
+            lifecycle="persistent",
+        ),
+        "production": EnvConfig(
+            name="production",
+            runtime="compose",
+            instances="one",
+            suffix="",
+            domain="{prefix}.{domain}",
+            domain_suffix="",
+            data_path="/data/{app}",
+            secrets_env="production",
+            host="server",
+            port_mode="offset",
+            port_offset=0,
+            lifecycle="persistent, backed up",
+        ),
+        "dr": EnvConfig(
+            name="dr",
+            runtime="compose",
+            instances="one",
+            suffix="-dr",
+            domain="{prefix}-dr.{domain}",
+            domain_suffix="-dr",
+            data_path="/data/dr/{app}",
+            secrets_env="dr",
+            host="server",
+            port_mode="offset",
+            port_offset=20000,
+            lifecycle="cold; restored from backups",
+        ),
+    }
+)
+
+# Fields of EnvSpec that map one-to-one onto EnvConfig.
+_SCALARS = (
+    "runtime", "instances", "suffix", "domain", "domain_suffix", "data_path", "secrets_env",
+    "host", "port_mode", "port_offset", "port_base", "port_stride", "volumes", "lifecycle", "ttl",
+)
+
+
+def base_of(name: str, override: EnvSpec | None) -> str | None:
+    """Which built-in env a spec env starts from: itself, its `extends`, or its name's head.
+
+    `production-sg` starts from `production` without saying so; anything else new must
+    name what it extends.
+    """
+    if override is not None and override.extends:
+        return override.extends
+    if name in LADDER:
+        return name
+    head = name.split("-", 1)[0]
+    return head if head in LADDER else None
+
+
+def derive(name: str, base: EnvConfig, override: EnvSpec | None) -> EnvConfig:
+    """The env `name` = base with the spec's overrides laid over it (a new object)."""
+    if override is None:
+        return replace(base, name=name, builtin=name in LADDER)
+    changes: dict[str, object] = {
+        key: getattr(override, key) for key in _SCALARS if getattr(override, key) is not None
+    }
+    if name != base.name:
+        changes = {**_derived_defaults(name, base), **changes}
+    return replace(
+        base,
+        name=name,
+        builtin=name in LADDER,
+        ports={**base.ports, **override.ports},
+        compose=(*base.compose, *override.compose),
+        profiles=(*base.profiles, *override.profiles),
+        env={**base.env, **override.env},
+        **changes,  # type: ignore[arg-type]
+    )
+
+
+def _derived_defaults(name: str, base: EnvConfig) -> dict[str, object]:
+    """Defaults that keep a new env apart from the one it extends.
+
+    A new env (`production-sg`) usually runs on a host of its own, so it gets its own
+    host group; its names, domain, data path and secret path get its own suffix.
+    """
+    suffix = _retarget(base.suffix, base.name, name) or f"-{name}"
+    domain = base.domain
+    if domain is not None and domain.startswith("{prefix}"):
+        domain = "{prefix}" + suffix + domain[domain.index("."):]
+    return {
+        "suffix": suffix,
+        "domain_suffix": suffix,
+        "domain": domain,
+        "data_path": _retarget(base.data_path, base.name, name)
+        if base.name in base.data_path
+        else base.data_path + suffix,
+        "secrets_env": _retarget(base.secrets_env, base.name, name),
+        "host": name,
+    }
+
+
+def _retarget(template: str, old: str, new: str) -> str:
+    return template.replace(old, new) if old in template else template

@@ -1,0 +1,66 @@
+"""Host-port blocks: offsets, PR blocks, overrides, and the errors for what cannot fit."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from envplane.ports import PortRequest, assign
+from envplane.spec.ladder import LADDER
+
+
+def req(service: str, target: int, published: int | None, index: int = 0) -> PortRequest:
+    return PortRequest(service, index, target, published, "tcp", "")
+
+
+def published(env: str, requests: list[PortRequest], pr: int | None = None) -> list[int | None]:
+    plans, errors = assign(LADDER[env], requests, pr)
+    assert not errors
+    return [p.published for p in plans]
+
+
+def test_production_keeps_the_compose_ports() -> None:
+    assert published("production", [req("app", 3000, 3001), req("db", 5432, 5432)]) == [3001, 5432]
+
+
+def test_staging_gets_its_own_block() -> None:
+    assert published("staging", [req("app", 3000, 3001), req("db", 5432, 5432)]) == [13001, 15432]
+
+
+def test_pr_instances_get_disjoint_blocks() -> None:
+    ports = [req("app", 3000, 3001), req("db", 5432, 5432)]
+    assert published("test", ports, pr=1) == [30000, 30001]
+    assert published("test", ports, pr=2) == [30010, 30011]
+    assert published("test", ports, pr=123) == [31220, 31221]
+
+
+def test_ci_lets_the_engine_pick() -> None:
+    assert published("ci", [req("app", 3000, 3001)]) == [None]
+
+
+def test_unpublished_ports_stay_unpublished() -> None:
+    assert published("staging", [req("app", 3000, None)]) == [None]
+
+
+def test_override_wins() -> None:
+    env = replace(LADDER["staging"], port_offset=1, ports={"app": {3000: 3003}})
+    plans, _ = assign(env, [req("app", 3000, 3001), req("db", 5432, 5432)], None)
+    assert [p.published for p in plans] == [3003, 5433]  # seed 003's table
+
+
+def test_offset_out_of_range_is_an_error_naming_the_fix() -> None:
+    plans, errors = assign(LADDER["dr"], [req("mc", 50000, 50000)], None)
+    assert plans == []
+    [error] = errors
+    assert error.message == "host port 50000 +20000 (env dr) = 70000 is out of range 1-65535"
+    assert "environments.dr.ports.mc.50000" in error.hint
+
+
+def test_pr_beyond_the_block_is_an_error() -> None:
+    _, errors = assign(LADDER["test"], [req("app", 80, 80)], 5000)
+    assert errors and "PR 5000 has no room" in errors[0].message
+
+
+def test_more_ports_than_the_stride_is_an_error() -> None:
+    env = replace(LADDER["test"], port_stride=2)
+    _, errors = assign(env, [req("a", 1, 1, 0), req("a", 2, 2, 1), req("a", 3, 3, 2)], 1)
+    assert len(errors) == 1 and "port_stride=2" in errors[0].message
