@@ -7,6 +7,8 @@ developer machine it skips with the reason, so the unit tier stays usable anywhe
 from __future__ import annotations
 
 import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -23,3 +25,34 @@ def need(service: str, available: bool, how: str = "") -> None:
     if in_ci():
         pytest.fail(message + " (CI=true: a missing service is a failure)")
     pytest.skip(message)
+
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "compose"
+
+
+def corpus_files() -> list[Path]:
+    """The awesome-compose corpus in ../shared, when this checkout has it beside it."""
+    if not CORPUS.is_dir():
+        return []
+    return sorted(CORPUS.glob("*/compose.y*ml"))
+
+
+def corpus_spec(compose: Path, folder: Path) -> Path:
+    """Write the three-line spec for one corpus file into `folder`; return its path."""
+    spec = folder / "envplane.yaml"
+    spec.write_text(
+        f"app: {compose.parent.name[:40]}\ndomain: example.com\ncompose: {compose}\n",
+        encoding="utf-8",
+    )
+    return spec
+
+
+def compose_v2() -> bool:
+    """True when `docker compose` (v2) answers; `config` needs no engine."""
+    try:
+        done = subprocess.run(
+            ["docker", "compose", "version"], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and "v2" in done.stdout

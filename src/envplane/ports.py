@@ -1,7 +1,8 @@
 """Host ports of one env instance: each env gets its own block (DESIGN.md, seed 003).
 
-- offset: the Compose file's host port plus the env's offset (staging +10000 by default;
-  `port_offset: 1` gives seed 003's table).
+- offset: the Compose file's host port plus the env's offset (staging +10000 by default,
+  moved on past the Compose ports when +10000 would land on one; `port_offset: 1`
+  gives seed 003's table).
 - block: one PR of `test` gets `port_base + (pr - 1) * port_stride + slot`, so PR
   instances never collide with each other, however many there are.
 - ephemeral: the engine picks a free port (CI runs).
@@ -54,6 +55,7 @@ def assign(
     plans: list[PortPlan] = []
     errors: list[PortError] = []
     slot = 0
+    offset = free_offset(env, requests) if env.port_offset_auto else env.port_offset
     for req in requests:
         override = _override(env.ports, req)
         if override is not None:
@@ -63,12 +65,12 @@ def assign(
             plans.append(_plan(req, None))
             continue
         if env.port_mode == "offset":
-            port = req.published + env.port_offset
+            port = req.published + offset
             if not 1 <= port <= 65535:
                 errors.append(
                     PortError(
                         req,
-                        f"host port {req.published} {env.port_offset:+d} (env {env.name}) "
+                        f"host port {req.published} {offset:+d} (env {env.name}) "
                         f"= {port} is out of range 1-65535",
                         f"set environments.{env.name}.ports.{req.service}.{req.target} "
                         "or a smaller port_offset",
@@ -103,6 +105,23 @@ def assign(
             continue
         plans.append(_plan(req, port))
     return plans, errors
+
+
+def free_offset(env: EnvConfig, requests: Sequence[PortRequest]) -> int:
+    """The smallest offset from the env's default that lands on none of the Compose ports.
+
+    The Compose ports are what production (offset 0) publishes, so the env never takes
+    a port production holds. Deterministic: the same spec always gives the same ports.
+    """
+    wanted = {r.published for r in requests if r.published is not None}
+    if not wanted:
+        return env.port_offset
+    for offset in range(env.port_offset, env.port_offset + 1000):
+        if max(wanted) + offset > 65535:
+            break
+        if not any(p + offset in wanted for p in wanted):
+            return offset
+    return env.port_offset  # nothing fits; assign() reports the ports out of range
 
 
 def _override(overrides: Mapping[str, Mapping[int, int]], req: PortRequest) -> int | None:

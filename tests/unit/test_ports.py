@@ -48,11 +48,28 @@ def test_override_wins() -> None:
 
 
 def test_offset_out_of_range_is_an_error_naming_the_fix() -> None:
-    plans, errors = assign(LADDER["dr"], [req("mc", 50000, 50000)], None)
+    plans, errors = assign(LADDER["staging"], [req("mc", 60000, 60000)], None)
     assert plans == []
     [error] = errors
-    assert error.message == "host port 50000 +20000 (env dr) = 70000 is out of range 1-65535"
-    assert "environments.dr.ports.mc.50000" in error.hint
+    assert error.message == "host port 60000 +10000 (env staging) = 70000 is out of range 1-65535"
+    assert "environments.staging.ports.mc.60000" in error.hint
+
+
+def test_staging_moves_past_the_compose_ports() -> None:
+    """RabbitMQ publishes 5672 and 15672: +10000 would put staging on production's 15672."""
+    ports = [req("mq", 5672, 5672, 0), req("mq", 15672, 15672, 1)]
+    assert published("staging", ports) == [15673, 25673]
+
+
+def test_an_offset_the_user_writes_is_kept_even_if_it_collides() -> None:
+    env = replace(LADDER["staging"], port_offset=10000, port_offset_auto=False)
+    plans, _ = assign(env, [req("mq", 5672, 5672, 0), req("mq", 15672, 15672, 1)], None)
+    assert [p.published for p in plans] == [15672, 25672]  # the isolation check reports it
+
+
+def test_dr_is_a_standby_host_with_production_ports() -> None:
+    assert LADDER["dr"].host != LADDER["production"].host
+    assert published("dr", [req("app", 3000, 3001)]) == [3001]
 
 
 def test_pr_beyond_the_block_is_an_error() -> None:

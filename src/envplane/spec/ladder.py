@@ -29,6 +29,7 @@ class EnvConfig:
     host: str
     port_mode: PortMode
     port_offset: int = 0
+    port_offset_auto: bool = False  # move past the Compose ports (see ports.py)
     port_base: int = 30000
     port_stride: int = 10
     ports: Mapping[str, Mapping[int, int]] = field(default_factory=dict)
@@ -41,10 +42,12 @@ class EnvConfig:
     builtin: bool = True
 
 
-# Why these port defaults: every env that shares a host gets its own block, so the
-# corpus and typical apps (adjacent ports such as 9229/9230) never collide. Seed 003
-# shifted staging by +1 and then had to move 3002 by hand; a large offset avoids that,
-# and `port_offset: 1` reproduces the seed exactly when a team wants it.
+# Persistent envs keep named volumes under their data path (volumes="bind") so backups
+# and purges find them in one place (seed 000 §4.3); throwaway envs use plain volumes.
+# Why these port defaults: every env that shares a host gets its own block. Seed 003
+# shifted staging by +1 and then had to move 3002 by hand; staging and docker start at
+# +10000 and move on past the Compose file's own ports (RabbitMQ's 5672/15672 would
+# collide at exactly +10000). `port_offset: 1` reproduces the seed when a team wants it.
 LADDER: Mapping[str, EnvConfig] = MappingProxyType(
     {
         "local": EnvConfig(
@@ -73,6 +76,7 @@ LADDER: Mapping[str, EnvConfig] = MappingProxyType(
             host="workstation",
             port_mode="offset",
             port_offset=10000,
+            port_offset_auto=True,
             lifecycle="throwaway",
         ),
         "ci": EnvConfig(
@@ -98,6 +102,7 @@ LADDER: Mapping[str, EnvConfig] = MappingProxyType(
             data_path="/data/test/{app}-pr-{pr}",
             secrets_env="test-pr-{pr}",
             host="server",
+            volumes="bind",
             port_mode="block",
             port_base=30000,
             port_stride=10,
@@ -114,8 +119,10 @@ LADDER: Mapping[str, EnvConfig] = MappingProxyType(
             data_path="/data/{app}/staging",
             secrets_env="staging",
             host="server",
+            volumes="bind",
             port_mode="offset",
             port_offset=10000,
+            port_offset_auto=True,
             lifecycle="persistent",
         ),
         "production": EnvConfig(
@@ -125,9 +132,12 @@ LADDER: Mapping[str, EnvConfig] = MappingProxyType(
             suffix="",
             domain="{prefix}.{domain}",
             domain_suffix="",
-            data_path="/data/{app}",
+            # Not /data/{app} (seed 000): staging's /data/{app}/staging would sit inside
+            # it, and purging or backing up production would take staging's data along.
+            data_path="/data/{app}/production",
             secrets_env="production",
             host="server",
+            volumes="bind",
             port_mode="offset",
             port_offset=0,
             lifecycle="persistent, backed up",
@@ -141,9 +151,11 @@ LADDER: Mapping[str, EnvConfig] = MappingProxyType(
             domain_suffix="-dr",
             data_path="/data/dr/{app}",
             secrets_env="dr",
-            host="server",
+            # Seed 000 §3.6: DR is a standby host, so it keeps production's ports.
+            host="dr",
+            volumes="bind",
             port_mode="offset",
-            port_offset=20000,
+            port_offset=0,
             lifecycle="cold; restored from backups",
         ),
     }
@@ -177,6 +189,8 @@ def derive(name: str, base: EnvConfig, override: EnvSpec | None) -> EnvConfig:
     changes: dict[str, object] = {
         key: getattr(override, key) for key in _SCALARS if getattr(override, key) is not None
     }
+    if override.port_offset is not None:
+        changes["port_offset_auto"] = False  # an offset the user wrote is kept as written
     if name != base.name:
         changes = {**_derived_defaults(name, base), **changes}
     return replace(
