@@ -56,3 +56,22 @@ def compose_v2() -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0 and "v2" in done.stdout
+
+
+def docker_engine() -> bool:
+    try:
+        done = subprocess.run(["docker", "info"], capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def ensure_busybox_image(tag: str = "busybox:stable") -> str:
+    """A busybox image built locally from busybox-static: no registry is needed."""
+    if subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0:
+        return tag
+    script = Path(__file__).resolve().parents[1] / "scripts" / "images.sh"
+    if script.exists():
+        subprocess.run(["bash", str(script), "busybox"], check=True, capture_output=True)
+        return tag
+    raise RuntimeError("scripts/images.sh is missing")

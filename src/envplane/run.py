@@ -66,3 +66,12 @@ def run(
             f"{what or shown} failed (exit {done.returncode}): {tail}",
         )
     return result
+
+
+def stream(args: Sequence[str], *, what: str = "") -> int:
+    """Run args with the terminal as its output (logs -f); return its exit code."""
+    log.debug("stream: %s", shlex.join(args))
+    try:
+        return subprocess.call(list(args))
+    except FileNotFoundError:
+        raise BackendError(f"{what or 'command'} failed: {args[0]} is not installed") from None

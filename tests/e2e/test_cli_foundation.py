@@ -15,7 +15,7 @@ from tests.support import compose_v2, need
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "finance-report"
-ENVPLANE = [sys.executable, "-m", "envplane.cli.main"]
+ENVPLANE = [sys.executable, "-m", "envplane"]
 
 
 def envplane(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -279,6 +279,10 @@ def _default_app(spec_path: Path) -> str:
     return name if len(name) >= 2 and name[0].isalpha() else "app"
 
 
+# The commands that drive a runtime live in their own module; importing it registers them.
+from envplane.cli import run_commands  # noqa: E402, F401
+
+
 def run() -> None:
     """Console entry point: run the app, turning EnvplaneError into one clear message."""
     debug = "--debug" in sys.argv
@@ -297,7 +301,3 @@ def run() -> None:
         output.err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}")
         output.err.print("  [dim]hint:[/] run again with --debug for the traceback, and report it")
         sys.exit(1)
-
-
-if __name__ == "__main__":
-    run()

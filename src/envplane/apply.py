@@ -1,0 +1,138 @@
+"""Run a Plan against the world. The only module that joins plans to backends.
+
+Every step is idempotent (it looks before it acts), so a run killed at any point is
+finished by the next `up`: the same project, names and labels converge on the same
+containers, networks and volumes instead of duplicating them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from envplane.backends.runtime.compose import ComposeRuntime, Leftovers
+from envplane.backends.runtime.health import checks_for, wait_healthy
+from envplane.compose.render import render, to_yaml
+from envplane.errors import BackendError
+from envplane.plan import Plan, Step, compose_file, instance_dir
+from envplane.spec.load import Project
+from envplane.target import Target
+
+StepHook = Callable[[Step, str, float], None]  # (step, "start" | "ok" | "skip" | "failed", seconds)
+LockFactory = Callable[[Target], AbstractContextManager[object]]
+
+
+@dataclass
+class Outcome:
+    steps: list[tuple[Step, str, float]] = field(default_factory=list)
+    urls: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Applier:
+    project: Project
+    runtime: ComposeRuntime = field(default_factory=ComposeRuntime)
+    on_step: StepHook = lambda step, state, seconds: None
+    lock: LockFactory = lambda target: nullcontext()
+    health_timeout: float = 120.0
+
+    def up(self, plan: Plan) -> Outcome:
+        target = plan.target
+        if target.env.runtime != "compose":
+            raise BackendError(
+                f"env {target.env.name} uses the {target.env.runtime} runtime; "
+                "`up` drives compose here",
+                "run `envplane up local` for the process runtime",
+            )
+        outcome = Outcome()
+        self.runtime.check()
+        with self.lock(target):
+            for step in plan.steps:
+                if step.kind == "lock":
+                    self._report(outcome, step, "ok", 0.0)
+                    continue
+                started = time.monotonic()
+                self.on_step(step, "start", 0.0)
+                try:
+                    state = self._run(step, target)
+                except BackendError:
+                    self._report(outcome, step, "failed", time.monotonic() - started)
+                    raise
+                self._report(outcome, step, state, time.monotonic() - started)
+        outcome.urls = target.public_urls()
+        return outcome
+
+    def _report(self, outcome: Outcome, step: Step, state: str, seconds: float) -> None:
+        outcome.steps.append((step, state, seconds))
+        self.on_step(step, state, seconds)
+
+    def _run(self, step: Step, target: Target) -> str:
+        if step.action == "noop":
+            return "skip"
+        file = compose_file(self.project.root, target)
+        match step.kind:
+            case "isolation" | "record":
+                return "ok"  # checked when the plan was made; recorded by the caller
+            case "directory":
+                Path(step.resource).mkdir(parents=True, exist_ok=True)
+            case "render":
+                write_atomic(file, to_yaml(render(target, self.project.compose[0].file.parent)))
+            case "build":
+                self.runtime.build(target.project, file)
+            case "start":
+                self.runtime.up(target.project, file)
+            case "health":
+                checks = [c for c in checks_for(target) if c.service == step.resource]
+                wait_healthy(
+                    checks,
+                    lambda: self.runtime.containers(target.app, target.id),
+                    self.health_timeout,
+                )
+            case "route":
+                return "skip"  # Traefik reads the labels; the Caddy proxy is configured separately
+            case _:
+                raise BackendError(
+                    f"step {step.kind} ({step.description}) has no backend here yet",
+                    "provisioning of databases, buckets, caches and secrets is not built yet",
+                )
+        return "ok"
+
+    def down(self, target: Target, purge: bool) -> Leftovers:
+        self.runtime.check()
+        with self.lock(target):
+            left = self.runtime.down(target.app, target.id, purge)
+            folder = instance_dir(self.project.root, target)
+            if folder.exists():
+                shutil.rmtree(folder)
+            if purge:
+                remove_data_path(target)
+        return left
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a killed run never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def remove_data_path(target: Target) -> None:
+    path = Path(target.data_path)
+    # A data path is the instance's own (the isolation check keeps them apart), but
+    # refuse the obviously wrong ones all the same.
+    if path.is_absolute() and len(path.parts) < 3:
+        raise BackendError(f"refusing to delete {path}: too close to the root")
+    if path.exists():
+        shutil.rmtree(path)

@@ -1,0 +1,214 @@
+"""`up`, `down`, `status`, `logs`: the commands that touch a runtime."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from envplane import actions
+from envplane.apply import Applier, StepHook
+from envplane.backends.runtime.compose import ComposeRuntime
+from envplane.backends.runtime.facts import ContainerFact
+from envplane.backends.runtime.health import checks_for, wait_healthy
+from envplane.backends.runtime.process import ProcessSupervisor
+from envplane.cli.main import EnvArg, JsonOpt, PrOpt, RunOpt, SpecOpt, _options, app
+from envplane.cli.output import err, out, print_json, table
+from envplane.commands import docker as docker_cmd
+from envplane.errors import UsageError
+from envplane.plan import Step
+from envplane.run import stream
+from envplane.target import LABEL_ENV, LABEL_INSTANCE, LABEL_SERVICE, Target, resolve
+
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", help="Seconds each service may take to become healthy.")
+]
+
+
+def _step_printer(as_json: bool) -> StepHook:
+    marks = {"ok": "[green]✓[/]", "skip": "[dim]–[/]", "failed": "[red]✗[/]"}
+
+    def hook(step: Step, state: str, seconds: float) -> None:
+        if as_json or state == "start":
+            return
+        err.print(f"{marks[state]} {escape(step.description)} [dim]{seconds:.1f}s[/]")
+
+    return hook
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    env: EnvArg = None,
+    pr: PrOpt = None,
+    run: RunOpt = None,
+    timeout: TimeoutOpt = 120.0,
+    spec: SpecOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Bring an env instance up and wait until every service is healthy."""
+    opts = _options(ctx, spec, as_json)
+    project = actions.open_project(opts.spec, os.environ)
+    target = actions.resolve_checked(project, actions.default_env(os.environ, env), pr, run)
+    plan = actions.plan(project, target)
+    if target.env.runtime == "process":
+        _run_processes(project.root, target, timeout)
+        return
+    applier = Applier(project, on_step=_step_printer(opts.json), health_timeout=timeout)
+    started = time.monotonic()
+    outcome = applier.up(plan)
+    if opts.json:
+        print_json({
+            "instance": target.id, "project": target.project, "urls": outcome.urls,
+            "seconds": round(time.monotonic() - started, 2),
+            "steps": [{"kind": s.kind, "state": st, "seconds": round(sec, 2)}
+                      for s, st, sec in outcome.steps],
+        })
+        return
+    out.print(f"[bold green]{target.app} {target.id} is up[/] in {time.monotonic() - started:.1f}s")
+    _print_addresses(target)
+
+
+def _print_addresses(target: Target) -> None:
+    for service in target.services:
+        local = [f"http://127.0.0.1:{p.published}" for p in service.ports
+                 if p.published and service.public and p.target == service.public.port]
+        if service.url or local:
+            out.print(f"  {service.name}: {service.url or ''} {' '.join(local)}".rstrip())
+
+
+def _run_processes(root: Path, target: Target, timeout: float) -> None:
+    def printer(service: str, colour: str, line: str) -> None:
+        out.print(f"[{colour}]{service:>10} |[/] {escape(line)}")
+
+    supervisor = ProcessSupervisor(target, root, printer)
+    Path(target.data_path).mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+        supervisor.stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    supervisor.start()
+    try:
+        wait_healthy(checks_for(target), lambda: [], timeout)
+        err.print(f"[bold green]{target.app} {target.id} is up[/] (Ctrl-C stops it)")
+        _print_addresses_local(target)
+        supervisor.run_until_stopped()
+    finally:
+        supervisor.stop()
+        err.print("stopped")
+
+
+def _print_addresses_local(target: Target) -> None:
+    for service in target.services:
+        if service.url:
+            err.print(f"  {service.name}: {service.url}")
+
+
+@app.command()
+def down(
+    ctx: typer.Context,
+    env: EnvArg = None,
+    pr: PrOpt = None,
+    run: RunOpt = None,
+    purge: Annotated[bool, typer.Option("--purge", help="Also remove volumes and the data path.")] = False,
+    spec: SpecOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop and remove an env instance's containers and networks (only that instance's)."""
+    opts = _options(ctx, spec, as_json)
+    project = actions.open_project(opts.spec, os.environ)
+    target = resolve(project, actions.default_env(os.environ, env), pr, run)
+    if target.env.runtime == "process":
+        raise UsageError("the local env runs in the foreground of `envplane up local`; stop it there")
+    left = Applier(project).down(target, purge)
+    if opts.json:
+        print_json({"instance": target.id, "purged": purge, "left": {
+            "containers": list(left.containers), "networks": list(left.networks),
+            "volumes": list(left.volumes)}})
+        return
+    what = "purged" if purge else "down"
+    out.print(f"[bold]{target.app} {target.id} is {what}[/]")
+    if not left.empty:
+        err.print(f"[yellow]warning:[/] left behind: {left}")
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    env: Annotated[str | None, typer.Argument(help="Only this env.", show_default=False)] = None,
+    spec: SpecOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What is running, per env instance, as the engine reports it."""
+    opts = _options(ctx, spec, as_json)
+    project = actions.open_project(opts.spec, os.environ)
+    facts = _all_containers(project.app)
+    if env:
+        project.env(env)  # an unknown env is a usage error, not an empty table
+        facts = [f for f in facts if f.labels.get(LABEL_ENV) == env]
+    if opts.json:
+        print_json([_fact_dict(f) for f in facts])
+        return
+    t = table(f"{project.app}: running instances", ["env", "instance", "service", "container",
+                                                    "state", "health", "ports"])
+    for f in sorted(facts, key=lambda f: (f.labels.get(LABEL_ENV, ""), f.labels.get(LABEL_INSTANCE, ""),
+                                          f.service)):
+        t.add_row(f.labels.get(LABEL_ENV, "?"), f.labels.get(LABEL_INSTANCE, "?"),
+                  f.labels.get(LABEL_SERVICE, f.service), f.name, f.state, f.health or "-",
+                  ", ".join(f"{h}→{c}" for c, h, _ in f.ports))
+    out.print(t)
+
+
+def _all_containers(app_name: str) -> list[ContainerFact]:
+    from envplane.backends.runtime.facts import parse_inspect, parse_ps_lines
+    from envplane.run import run as run_cmd
+
+    ComposeRuntime().check()
+    listed = run_cmd(docker_cmd.all_envplane_containers(), what="docker ps").stdout
+    ids = parse_ps_lines(listed)
+    if not ids:
+        return []
+    facts = parse_inspect(run_cmd(docker_cmd.inspect(ids), what="docker inspect").stdout)
+    return [f for f in facts if f.labels.get("envplane.app") == app_name]
+
+
+def _fact_dict(f: ContainerFact) -> dict[str, object]:
+    return {"env": f.labels.get(LABEL_ENV), "instance": f.labels.get(LABEL_INSTANCE),
+            "service": f.labels.get(LABEL_SERVICE, f.service), "container": f.name,
+            "state": f.state, "health": f.health,
+            "ports": [{"target": c, "published": h, "protocol": p} for c, h, p in f.ports]}
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    env: Annotated[str, typer.Argument(help="Environment.")],
+    service: Annotated[str, typer.Argument(help="Service name.")],
+    pr: PrOpt = None,
+    run: RunOpt = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    spec: SpecOpt = None,
+) -> None:
+    """Print a service's logs (the last 200 lines; -f to follow)."""
+    opts = _options(ctx, spec, False)
+    project = actions.open_project(opts.spec, os.environ)
+    target = resolve(project, env, pr, run)
+    runtime = ComposeRuntime()
+    runtime.check()
+    matches = [c for c in runtime.containers(target.app, target.id)
+               if c.labels.get(LABEL_SERVICE) == service]
+    if not matches:
+        raise UsageError(f"no container of service {service!r} in {target.app} {target.id}",
+                         "is it up? see `envplane status`")
+    sys.exit(stream(docker_cmd.logs(matches[0].name, follow), what="docker logs"))

@@ -1,0 +1,132 @@
+"""up/down on a real Docker engine: two instances side by side, one destroyed, one intact."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.support import docker_engine, ensure_busybox_image, need
+
+ENVPLANE = [sys.executable, "-m", "envplane"]
+
+COMPOSE = """\
+services:
+  web:
+    image: busybox:stable
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    ports: ["8080:8080"]
+    volumes: ["./www:/www:ro", "webdata:/data"]
+    init: true
+volumes:
+  webdata: {}
+"""
+
+
+def spec(app: str) -> str:
+    return f"""\
+app: {app}
+domain: example.com
+compose: compose.yaml
+services:
+  web:
+    public: 8080
+    health: /health.txt
+environments:
+  test:
+    port_base: 41000
+"""
+
+
+@pytest.fixture()
+def app(tmp_path: Path) -> Path:
+    need("a Docker engine", docker_engine(), "run scripts/services/docker.sh")
+    ensure_busybox_image()
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "health.txt").write_text("ok\n")
+    (tmp_path / "compose.yaml").write_text(COMPOSE)
+    name = f"it{os.getpid() % 100000}"
+    (tmp_path / "envplane.yaml").write_text(spec(name))
+    yield tmp_path
+    for pr in ("1", "2", "3"):
+        envplane("down", "test", "--pr", pr, "--purge", cwd=tmp_path, env={"DATA_PATH": ""})
+
+
+def envplane(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*ENVPLANE, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def labelled(app_name: str, kind: str, instance: str | None = None) -> list[str]:
+    filters = ["--filter", f"label=envplane.app={app_name}"]
+    if instance:
+        filters += ["--filter", f"label=envplane.instance={instance}"]
+    args = {"container": ["docker", "ps", "-a", *filters, "--format", "{{.Names}}"],
+            "network": ["docker", "network", "ls", *filters, "--format", "{{.Name}}"],
+            "volume": ["docker", "volume", "ls", *filters, "--format", "{{.Name}}"]}[kind]
+    return sorted(subprocess.run(args, capture_output=True, text=True, check=True).stdout.split())
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read().decode()
+
+
+def app_name(folder: Path) -> str:
+    return (folder / "envplane.yaml").read_text().split("\n")[0].split(": ")[1]
+
+
+def test_two_instances_and_down_touches_only_one(app: Path, tmp_path: Path) -> None:
+    name = app_name(app)
+    data = {"DATA_PATH": ""}
+    for pr in ("1", "2"):
+        done = envplane("up", "test", "--pr", pr, "--json", cwd=app, env=data)
+        assert done.returncode == 0, done.stderr
+    assert get("http://127.0.0.1:41000/health.txt") == "ok\n"
+    assert get("http://127.0.0.1:41010/health.txt") == "ok\n"
+    assert labelled(name, "container") == [f"{name}-web-pr-1", f"{name}-web-pr-2"]
+
+    done = envplane("down", "test", "--pr", "1", "--purge", "--json", cwd=app, env=data)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["left"] == {"containers": [], "networks": [], "volumes": []}
+    assert labelled(name, "container", "pr-1") == []
+    assert labelled(name, "network", "pr-1") == []
+    assert labelled(name, "volume", "pr-1") == []
+    # PR 2 is untouched: its container, network and volume are there and it still answers.
+    assert labelled(name, "container", "pr-2") == [f"{name}-web-pr-2"]
+    assert labelled(name, "network", "pr-2") == [f"{name}-pr-2_default"]
+    assert labelled(name, "volume", "pr-2") == [f"{name}-pr-2_webdata"]
+    assert get("http://127.0.0.1:41010/health.txt") == "ok\n"
+
+
+def test_up_killed_midway_converges_on_the_next_up(app: Path) -> None:
+    name = app_name(app)
+    data = {"DATA_PATH": ""}
+    for delay in (0.3, 0.6, 0.9):
+        proc = subprocess.Popen([*ENVPLANE, "up", "test", "--pr", "3"], cwd=app,
+                                env={**os.environ, **data}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = envplane("up", "test", "--pr", "3", cwd=app, env=data)
+    assert done.returncode == 0, done.stderr
+    assert labelled(name, "container", "pr-3") == [f"{name}-web-pr-3"]
+    assert labelled(name, "network", "pr-3") == [f"{name}-pr-3_default"]
+    assert labelled(name, "volume", "pr-3") == [f"{name}-pr-3_webdata"]
+    assert get("http://127.0.0.1:41020/health.txt") == "ok\n"
+
+
+def test_no_engine_is_a_clear_error(app: Path) -> None:
+    done = envplane("up", "test", "--pr", "1", cwd=app,
+                    env={"DOCKER_HOST": "unix:///nonexistent.sock", "DATA_PATH": ""})
+    assert done.returncode == 1
+    assert "no Docker engine answers" in done.stderr
+    assert "Traceback" not in done.stderr
