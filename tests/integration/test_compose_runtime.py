@@ -130,3 +130,23 @@ def test_no_engine_is_a_clear_error(app: Path) -> None:
     assert done.returncode == 1
     assert "no Docker engine answers" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_verify_passes_then_names_a_network_shared_by_hand(app: Path) -> None:
+    name = app_name(app)
+    data = {"DATA_PATH": ""}
+    for pr in ("1", "2"):
+        assert envplane("up", "test", "--pr", pr, cwd=app, env=data).returncode == 0
+    done = envplane("verify", "--json", cwd=app)
+    report = json.loads(done.stdout)
+    mine = [v for v in report["violations"] if name in v["detail"]]
+    assert mine == [], report
+    # Break isolation by hand: plug PR 1's container into PR 2's network.
+    subprocess.run(["docker", "network", "connect", f"{name}-pr-2_default", f"{name}-web-pr-1"], check=True)
+    done = envplane("verify", "--json", cwd=app)
+    assert done.returncode == 1
+    violations = json.loads(done.stdout)["violations"]
+    assert {"kind": "shared network", "subject": f"{name}-pr-2_default",
+            "detail": f"used by {name}/test/pr-1 and {name}/test/pr-2"} in violations
+    table = envplane("verify", cwd=app)
+    assert table.returncode == 1 and "shared network" in table.stdout

@@ -212,3 +212,28 @@ def logs(
         raise UsageError(f"no container of service {service!r} in {target.app} {target.id}",
                          "is it up? see `envplane status`")
     sys.exit(stream(docker_cmd.logs(matches[0].name, follow), what="docker logs"))
+
+
+@app.command()
+def verify(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Prove isolation on this host: every envplane resource has one owner, nothing is shared."""
+    from envplane import verify as proof
+
+    opts = _options(ctx, None, as_json)
+    ComposeRuntime().check()
+    report = proof.analyse(proof.observe())
+    if opts.json:
+        print_json({"ok": report.ok, "resources": report.resources,
+                    "instances": sorted(report.instances),
+                    "violations": [{"kind": f.kind, "subject": f.subject, "detail": f.detail}
+                                   for f in report.findings]})
+    elif report.ok:
+        out.print(f"[bold green]isolated:[/] {report.resources} resources of "
+                  f"{len(report.instances)} instance(s), nothing shared, all healthy")
+    else:
+        t = table(f"{len(report.findings)} violation(s)", ["kind", "what", "detail"])
+        for f in report.findings:
+            t.add_row(f.kind, f.subject, f.detail)
+        out.print(t)
+    if not report.ok:
+        raise typer.Exit(1)
