@@ -1,0 +1,197 @@
+"""Open the state store: pick the database, connect, migrate to head.
+
+SQLite (the default) lives at `{spec_dir}/.envplane/state.db`; PostgreSQL is used when
+a URL is given (the CLI passes ENVPLANE_STATE_URL). Writes that must not interleave
+(audit appends, lock changes, migrations) go through `Store.serialised`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.util.exc import CommandError
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session
+
+from envplane.errors import StateError
+
+STATE_DIR = ".envplane"
+STATE_FILE = "state.db"
+BUSY_TIMEOUT_MS = 30_000
+MIGRATIONS = Path(__file__).parent / "migrations"
+_SERIALISE = "envplane_serialise"
+
+
+@dataclass(frozen=True)
+class Store:
+    """An open state store. `where` names it for messages, with any password masked."""
+
+    engine: Engine
+    where: str
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error."""
+        with self._begin({}) as conn:
+            yield Session(bind=conn, expire_on_commit=False)
+
+    @contextmanager
+    def serialised(self, name: str) -> Iterator[Session]:
+        """Like `session`, but no two `serialised(name)` transactions run at once.
+
+        SQLite: BEGIN IMMEDIATE takes the database write lock up front, so a
+        read-then-write cannot race. PostgreSQL: a transaction advisory lock on `name`.
+        """
+        with self._begin({_SERIALISE: True}) as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _key(name)})
+            yield Session(bind=conn, expire_on_commit=False)
+
+    @contextmanager
+    def _begin(self, options: dict[str, Any]) -> Iterator[Connection]:
+        with _unreachable_as_state_error(self.where), self.engine.connect() as plain:
+            conn = plain.execution_options(**options)
+            with conn.begin():
+                yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def state_path(spec_dir: Path) -> Path:
+    return spec_dir / STATE_DIR / STATE_FILE
+
+
+def open_store(spec_dir: Path, url: str | None = None) -> Store:
+    """Open (creating if needed) the state store and migrate it to the latest schema.
+
+    Only commands that write state call this: it creates `.envplane/` for SQLite.
+    """
+    engine = create_engine(_database_url(spec_dir, url), pool_pre_ping=True)
+    store = Store(engine, _describe(engine.url))
+    if store.dialect == "sqlite":
+        _tune_sqlite(engine)
+    try:
+        migrate(store)
+    except BaseException:
+        engine.dispose()
+        raise
+    return store
+
+
+def migrate(store: Store) -> None:
+    """Bring the schema to head; a no-op when it is there already."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    try:
+        with store.serialised("migrate") as session:
+            config.attributes["connection"] = session.connection()
+            command.upgrade(config, "head")
+    except CommandError as error:
+        raise StateError(
+            f"cannot migrate the state store at {store.where}: {error}",
+            hint="the store may have been written by a newer envplane; upgrade envplane",
+        ) from error
+    except StateError:
+        raise
+    except Exception as error:
+        raise StateError(
+            f"migrating the state store at {store.where} failed: {_first_line(error)}",
+            hint="nothing was changed (migrations run in one transaction); "
+            "check the database and retry, or run with --debug for details",
+        ) from error
+
+
+def _database_url(spec_dir: Path, url: str | None) -> URL:
+    if not url:
+        path = state_path(spec_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return URL.create("sqlite", database=str(path))
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise StateError(
+            f"ENVPLANE_STATE_URL is not a database URL: {_masked(url)}",
+            hint="use postgresql://user:password@host:5432/dbname",
+        ) from error
+    return _with_driver(parsed)
+
+
+def _with_driver(parsed: URL) -> URL:
+    if parsed.drivername in {"postgresql", "postgres", "postgresql+psycopg"}:
+        return parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername == "sqlite":
+        return parsed
+    raise StateError(
+        f"unsupported state database {parsed.drivername!r} in {_describe(parsed)}",
+        hint="use postgresql://user:password@host:5432/dbname, or unset ENVPLANE_STATE_URL "
+        "for SQLite in .envplane/state.db",
+    )
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    # pysqlite opens transactions lazily on its own; take that over so BEGIN IMMEDIATE works.
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn: Connection) -> None:
+        serialise = conn.get_execution_options().get(_SERIALISE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if serialise else "BEGIN")
+
+
+@contextmanager
+def _unreachable_as_state_error(where: str) -> Iterator[None]:
+    try:
+        yield
+    except (OperationalError, InterfaceError) as error:
+        raise StateError(
+            f"cannot use the state store at {where}: {_first_line(error.orig or error)}",
+            hint="check that the database is running and reachable and that "
+            "ENVPLANE_STATE_URL is right (unset it to use .envplane/state.db)",
+        ) from error
+
+
+def _key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for `name`."""
+    digest = hashlib.sha256(f"envplane:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _describe(url: URL) -> str:
+    if url.drivername.startswith("sqlite"):
+        return str(url.database)
+    return url.set(drivername=url.get_backend_name()).render_as_string(hide_password=True)
+
+
+def _masked(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
