@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from envplane.backends.routing.caddy import CaddyAdmin
 from envplane.backends.runtime.compose import ComposeRuntime, Leftovers
 from envplane.backends.runtime.health import checks_for, wait_healthy
 from envplane.compose.render import render, to_yaml
@@ -95,7 +96,11 @@ class Applier:
                     self.health_timeout,
                 )
             case "route":
-                return "skip"  # Traefik reads the labels; the Caddy proxy is configured separately
+                # Traefik routes by the rendered labels; a local Caddy gets the routes here.
+                caddy = CaddyAdmin()
+                if not caddy.answers():
+                    return "skip"
+                caddy.set_routes(target)
             case _:
                 raise BackendError(
                     f"step {step.kind} ({step.description}) has no backend here yet",
@@ -106,6 +111,9 @@ class Applier:
     def down(self, target: Target, purge: bool) -> Leftovers:
         self.runtime.check()
         with self.lock(target):
+            caddy = CaddyAdmin()
+            if caddy.answers():
+                caddy.remove_routes(target.app, target.id)
             left = self.runtime.down(target.app, target.id, purge)
             folder = instance_dir(self.project.root, target)
             if folder.exists():

@@ -1,0 +1,33 @@
+"""The Caddy routes of an instance, and their order, as pure data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from envplane.backends.routing.caddy import FALLBACK_ID, Route, ordered, routes_for
+from envplane.spec.load import load_project
+from envplane.target import resolve
+
+
+def test_routes_follow_domain_paths_and_host_ports(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  api:\n    image: a\n    ports: ['8000:8000']\n"
+        "  web:\n    image: w\n    ports: ['3000:8080']\n  db:\n    image: postgres\n"
+    )
+    (tmp_path / "envplane.yaml").write_text(
+        "app: shop\ndomain: example.com\ncompose: compose.yaml\nservices:\n"
+        "  api: {public: {port: 8000, path: /api}}\n  web: {public: 8080}\n"
+    )
+    target = resolve(load_project(tmp_path / "envplane.yaml", {}), "test", pr=7)
+    assert routes_for(target) == [
+        Route("envplane/shop/pr-7/api", ("shop-pr-7.example.com", "shop-pr-7.localhost"), "/api",
+              "127.0.0.1:30060"),
+        Route("envplane/shop/pr-7/web", ("shop-pr-7.example.com", "shop-pr-7.localhost"), "/",
+              "127.0.0.1:30061"),
+    ]
+
+
+def test_longer_paths_first_and_the_404_last() -> None:
+    root = Route("a/web", ("h",), "/", "x:1").as_caddy()
+    api = Route("a/api", ("h",), "/api", "x:2").as_caddy()
+    assert [r["@id"] for r in ordered([root, api])] == ["a/api", "a/web", FALLBACK_ID]
