@@ -45,8 +45,8 @@ class Store:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on error."""
-        with self._begin({}) as conn:
-            yield Session(bind=conn, expire_on_commit=False)
+        with self._begin({}) as conn, _joined(conn) as session:
+            yield session
 
     @contextmanager
     def serialised(self, name: str) -> Iterator[Session]:
@@ -58,7 +58,8 @@ class Store:
         with self._begin({_SERIALISE: True}) as conn:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _key(name)})
-            yield Session(bind=conn, expire_on_commit=False)
+            with _joined(conn) as session:
+                yield session
 
     @contextmanager
     def _begin(self, options: dict[str, Any]) -> Iterator[Connection]:
@@ -69,6 +70,17 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def _joined(conn: Connection) -> Iterator[Session]:
+    """A session inside the connection's transaction; its changes are flushed before commit."""
+    session = Session(bind=conn, expire_on_commit=False)
+    try:
+        yield session
+        session.flush()
+    finally:
+        session.close()
 
 
 def state_path(spec_dir: Path) -> Path:
