@@ -36,19 +36,20 @@ def test_the_context_manager_releases_even_on_error(store: Store):
 
 
 def test_a_second_holder_without_wait_fails_naming_the_first(store: Store):
-    with locks.acquire(store, "shop", "staging", "staging", "alice"):
-        with pytest.raises(LockError) as caught:
-            locks.acquire(store, "shop", "staging", "staging", "bob")
+    first = locks.acquire(store, "shop", "staging", "staging", "alice")
+    with pytest.raises(LockError) as caught:
+        locks.acquire(store, "shop", "staging", "staging", "bob")
+    first.release()
     assert caught.value.message.startswith("shop/staging/staging is locked by alice (pid ")
     assert "--wait" in caught.value.hint
 
 
 def test_a_second_holder_gives_up_after_the_timeout(store: Store):
     seen: list[locks.Holder] = []
-    with locks.acquire(store, "shop", "staging", "staging", "alice") as first:
-        with pytest.raises(LockError, match=r"locked by alice .*gave up after 0.3s"):
-            locks.acquire(store, "shop", "staging", "staging", "bob", wait=True, timeout=0.3,
-                          on_wait=seen.append)
+    first = locks.acquire(store, "shop", "staging", "staging", "alice")
+    with pytest.raises(LockError, match=r"locked by alice .*gave up after 0.3s"):
+        locks.acquire(store, "shop", "staging", "staging", "bob", wait=True, timeout=0.3,
+                      on_wait=seen.append)
     assert seen == [first.holder]
 
 
