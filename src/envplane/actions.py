@@ -18,6 +18,8 @@ from envplane.names import Instance
 from envplane.plan import Observed, Plan, plan_up
 from envplane.spec.ladder import EnvConfig
 from envplane.spec.load import Project, load_project
+
+__all__ = ["Project", "Target", "resolve"]
 from envplane.target import Target, resolve
 
 

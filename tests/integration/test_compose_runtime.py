@@ -150,3 +150,30 @@ def test_verify_passes_then_names_a_network_shared_by_hand(app: Path) -> None:
             "detail": f"used by {name}/test/pr-1 and {name}/test/pr-2"} in violations
     table = envplane("verify", cwd=app)
     assert table.returncode == 1 and "shared network" in table.stdout
+
+
+def test_a_held_instance_lock_stops_a_second_up(app: Path) -> None:
+    from envplane.state import locks
+    from envplane.state.db import open_store
+
+    data = {"DATA_PATH": ""}
+    name = app_name(app)
+    store = open_store(app)
+    with locks.acquire(store, name, "test", "pr-1", holder="someone-else"):
+        refused = envplane("up", "test", "--pr", "1", "--no-wait", cwd=app, env=data)
+        assert refused.returncode == 1
+        assert "someone-else" in refused.stderr
+        # A different instance is not blocked by it.
+        other = envplane("up", "test", "--pr", "2", "--no-wait", cwd=app, env=data)
+        assert other.returncode == 0, other.stderr
+    assert envplane("up", "test", "--pr", "1", "--no-wait", cwd=app, env=data).returncode == 0
+
+
+def test_every_change_is_audited_and_the_chain_verifies(app: Path) -> None:
+    data = {"DATA_PATH": "", "ENVPLANE_USER": "alice"}
+    assert envplane("up", "test", "--pr", "1", cwd=app, env=data).returncode == 0
+    assert envplane("down", "test", "--pr", "1", "--purge", cwd=app, env=data).returncode == 0
+    rows = json.loads(envplane("audit", "log", "--json", cwd=app).stdout)
+    assert [(r["actor"], r["action"], r["instance"], r["outcome"]) for r in rows][-2:] == [
+        ("alice", "up", "pr-1", "ok"), ("alice", "purge", "pr-1", "ok")]
+    assert envplane("audit", "verify", cwd=app).returncode == 0

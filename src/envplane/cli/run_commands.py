@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from envplane import actions
-from envplane.apply import Applier, StepHook
+from envplane import actions, lifecycle
+from envplane.apply import StepHook
 from envplane.backends.runtime.compose import ComposeRuntime
 from envplane.backends.runtime.facts import ContainerFact
 from envplane.backends.runtime.health import checks_for, wait_healthy
@@ -43,27 +43,44 @@ def _step_printer(as_json: bool) -> StepHook:
     return hook
 
 
+NoWaitOpt = Annotated[
+    bool, typer.Option("--no-wait", help="Fail at once when another operation holds the instance.")
+]
+RefOpt = Annotated[str | None, typer.Option("--ref", help="Git ref being deployed (recorded).")]
+
+
+def _session(project: actions.Project, no_wait: bool) -> lifecycle.Session:
+    session = lifecycle.open_session(project)
+    session.wait = not no_wait
+    session.on_wait = lambda holder: err.print(
+        f"[yellow]waiting:[/] {escape(holder.describe())} holds this instance")
+    return session
+
+
 @app.command()
 def up(
     ctx: typer.Context,
     env: EnvArg = None,
     pr: PrOpt = None,
     run: RunOpt = None,
+    ref: RefOpt = None,
     timeout: TimeoutOpt = 120.0,
+    no_wait: NoWaitOpt = False,
     spec: SpecOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Bring an env instance up and wait until every service is healthy."""
     opts = _options(ctx, spec, as_json)
     project = actions.open_project(opts.spec, os.environ)
-    target = actions.resolve_checked(project, actions.default_env(os.environ, env), pr, run)
+    env_name = actions.default_env(os.environ, env)
+    known = lifecycle.known_instances(project, os.environ)
+    target = actions.resolve_checked(project, env_name, pr, run, known)
     plan = actions.plan(project, target)
     if target.env.runtime == "process":
         _run_processes(project.root, target, timeout)
         return
-    applier = Applier(project, on_step=_step_printer(opts.json), health_timeout=timeout)
     started = time.monotonic()
-    outcome = applier.up(plan)
+    outcome = lifecycle.up(_session(project, no_wait), plan, _step_printer(opts.json), timeout, ref)
     if opts.json:
         print_json({
             "instance": target.id, "project": target.project, "urls": outcome.urls,
@@ -122,6 +139,7 @@ def down(
     pr: PrOpt = None,
     run: RunOpt = None,
     purge: Annotated[bool, typer.Option("--purge", help="Also remove volumes and the data path.")] = False,
+    no_wait: NoWaitOpt = False,
     spec: SpecOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -131,7 +149,7 @@ def down(
     target = resolve(project, actions.default_env(os.environ, env), pr, run)
     if target.env.runtime == "process":
         raise UsageError("the local env runs in the foreground of `envplane up local`; stop it there")
-    left = Applier(project).down(target, purge)
+    left = lifecycle.down(_session(project, no_wait), target, purge)
     if opts.json:
         print_json({"instance": target.id, "purged": purge, "left": {
             "containers": list(left.containers), "networks": list(left.networks),

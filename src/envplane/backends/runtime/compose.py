@@ -98,4 +98,6 @@ class ComposeRuntime:
             vols = names(run(docker_cmd.volumes(app, instance), what="list volumes").stdout)
             if vols:
                 run(docker_cmd.remove_volumes(vols), what="remove volumes")
-        return self.leftovers(app, instance)
+        left = self.leftovers(app, instance)
+        # Without --purge the volumes stay on purpose; they are not left behind.
+        return left if purge else Leftovers(left.containers, left.networks, ())

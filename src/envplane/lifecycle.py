@@ -1,0 +1,136 @@
+"""Changing commands with their bookkeeping: the instance lock, deployment rows, audit.
+
+Every command that changes something goes through here, so each one takes the
+instance's lock and leaves an audit row whatever its outcome (STYLE.md §13).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from envplane.apply import Applier, Outcome, StepHook
+from envplane.backends.runtime.compose import Leftovers
+from envplane.errors import EnvplaneError
+from envplane.names import Instance
+from envplane.plan import Plan, Step
+from envplane.spec.load import Project
+from envplane.state import audit, instances, locks
+from envplane.state.db import Store, open_store, state_path
+from envplane.state.locks import Holder
+from envplane.target import Target
+
+
+def actor(environ: Mapping[str, str]) -> str:
+    """Who acts: ENVPLANE_USER, else the OS user."""
+    return environ.get("ENVPLANE_USER") or getpass.getuser()
+
+
+@dataclass
+class Session:
+    project: Project
+    store: Store
+    actor: str
+    on_wait: Callable[[Holder], None] = lambda holder: None
+    wait: bool = True
+    lock_timeout: float = 600.0
+
+    @contextmanager
+    def locked(self, target: Target) -> Iterator[None]:
+        with locks.acquire(self.store, target.app, target.env.name, target.id, holder=self.actor,
+                           wait=self.wait, timeout=self.lock_timeout, on_wait=self.on_wait):
+            yield
+
+    def audit(self, action: str, target: Target, outcome: str, detail: Mapping[str, Any]) -> None:
+        audit.record(self.store, self.actor, action, target.app, target.env.name, target.id,
+                     outcome, dict(detail))
+
+
+def open_session(project: Project, environ: Mapping[str, str] | None = None) -> Session:
+    env = environ if environ is not None else os.environ
+    return Session(project, open_store(project.root, env.get("ENVPLANE_STATE_URL")), actor(env))
+
+
+def known_instances(project: Project, environ: Mapping[str, str]) -> list[Instance]:
+    """PR and CI instances the state store knows, for the isolation check. Reads only."""
+    url = environ.get("ENVPLANE_STATE_URL")
+    if url is None and not state_path(project.root).exists():
+        return []  # no store yet: nothing to read, and a read must not create one
+    store = open_store(project.root, url)
+    try:
+        rows = instances.list_instances(store, project.app)
+    finally:
+        store.close()
+    found = []
+    for row in rows:
+        if row.status in ("down", "purged"):
+            continue
+        if row.instance.startswith("pr-") and row.instance[3:].isdigit():
+            found.append(Instance(row.env, pr=int(row.instance[3:])))
+        elif row.instance.startswith("ci-"):
+            found.append(Instance(row.env, run=row.instance[3:]))
+    return found
+
+
+@dataclass
+class _Recorder:
+    session: Session
+    deployment: int
+    forward: StepHook
+    open_steps: dict[int, int] = field(default_factory=dict)
+    index: int = 0
+
+    def __call__(self, step: Step, state: str, seconds: float) -> None:
+        store = self.session.store
+        if state == "start":
+            self.index += 1
+            row = instances.start_step(store, self.deployment, self.index, step.kind, step.description)
+            self.open_steps[id(step)] = row.id
+        else:
+            row_id = self.open_steps.pop(id(step), None)
+            if row_id is None:
+                self.index += 1
+                row_id = instances.start_step(store, self.deployment, self.index, step.kind,
+                                              step.description).id
+            instances.finish_step(store, row_id, state, {"seconds": round(seconds, 3)})
+        self.forward(step, state, seconds)
+
+
+def up(session: Session, plan: Plan, on_step: StepHook, health_timeout: float,
+       ref: str | None = None) -> Outcome:
+    target = plan.target
+    with session.locked(target):
+        deployment = instances.start_deployment(session.store, target.app, target.env.name, target.id,
+                                                session.actor, ref=ref)
+        recorder = _Recorder(session, deployment.id, on_step)
+        applier = Applier(session.project, on_step=recorder, health_timeout=health_timeout)
+        try:
+            outcome = applier.up(plan)
+        except EnvplaneError as exc:
+            instances.finish_deployment(session.store, deployment.id, "failed")
+            session.audit("up", target, "failed", {"error": exc.message, "deployment": deployment.id})
+            raise
+        instances.finish_deployment(session.store, deployment.id, "ok")
+        session.audit("up", target, "ok", {"deployment": deployment.id, "urls": outcome.urls,
+                                           "ref": ref})
+        return outcome
+
+
+def down(session: Session, target: Target, purge: bool) -> Leftovers:
+    action = "purge" if purge else "down"
+    with session.locked(target):
+        try:
+            left = Applier(session.project).down(target, purge)
+        except EnvplaneError as exc:
+            session.audit(action, target, "failed", {"error": exc.message})
+            raise
+        instances.upsert_instance(session.store, target.app, target.env.name, target.id,
+                                  "purged" if purge else "down")
+        session.audit(action, target, "ok" if left.empty else "partial",
+                      {"left": {"containers": list(left.containers), "networks": list(left.networks),
+                                "volumes": list(left.volumes)}})
+        return left
