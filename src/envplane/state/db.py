@@ -92,7 +92,10 @@ def open_store(spec_dir: Path, url: str | None = None) -> Store:
 
     Only commands that write state call this: it creates `.envplane/` for SQLite.
     """
-    engine = create_engine(_database_url(spec_dir, url), pool_pre_ping=True)
+    target = database_url(spec_dir, url)
+    if target.drivername == "sqlite" and target.database:
+        Path(target.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(target, pool_pre_ping=True)
     store = Store(engine, _describe(engine.url))
     if store.dialect == "sqlite":
         _tune_sqlite(engine)
@@ -106,19 +109,21 @@ def open_store(spec_dir: Path, url: str | None = None) -> Store:
 
 def migrate(store: Store) -> None:
     """Bring the schema to head; a no-op when it is there already."""
+    with store.serialised("migrate") as session:
+        _upgrade(store, session.connection())
+
+
+def _upgrade(store: Store, conn: Connection) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    config.attributes["connection"] = conn
     try:
-        with store.serialised("migrate") as session:
-            config.attributes["connection"] = session.connection()
-            command.upgrade(config, "head")
+        command.upgrade(config, "head")
     except CommandError as error:
         raise StateError(
             f"cannot migrate the state store at {store.where}: {error}",
             hint="the store may have been written by a newer envplane; upgrade envplane",
         ) from error
-    except StateError:
-        raise
     except Exception as error:
         raise StateError(
             f"migrating the state store at {store.where} failed: {_first_line(error)}",
@@ -127,11 +132,10 @@ def migrate(store: Store) -> None:
         ) from error
 
 
-def _database_url(spec_dir: Path, url: str | None) -> URL:
+def database_url(spec_dir: Path, url: str | None = None) -> URL:
+    """The SQLAlchemy URL of the store; pure, so read-only commands can name it safely."""
     if not url:
-        path = state_path(spec_dir)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return URL.create("sqlite", database=str(path))
+        return URL.create("sqlite", database=str(state_path(spec_dir)))
     try:
         parsed = make_url(url)
     except ArgumentError as error:
