@@ -75,3 +75,39 @@ def ensure_busybox_image(tag: str = "busybox:stable") -> str:
         subprocess.run(["bash", str(script), "busybox"], check=True, capture_output=True)
         return tag
     raise RuntimeError("scripts/images.sh is missing")
+
+
+BUSYBOX_COMPOSE = """\
+services:
+  web:
+    image: busybox:stable
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    ports: ["8080:8080"]
+    volumes: ["./www:/www:ro", "webdata:/data"]
+    init: true
+volumes:
+  webdata: {}
+"""
+
+
+def busybox_app(folder: Path, name: str, port_base: int) -> Path:
+    """A one-service app (busybox httpd) that answers /health.txt; returns its folder."""
+    (folder / "www").mkdir(parents=True, exist_ok=True)
+    (folder / "www" / "health.txt").write_text("ok\n")
+    (folder / "compose.yaml").write_text(BUSYBOX_COMPOSE)
+    (folder / "envplane.yaml").write_text(
+        f"app: {name}\ndomain: example.com\ncompose: compose.yaml\n"
+        "services:\n  web:\n    public: 8080\n    health: /health.txt\n"
+        f"environments:\n  test:\n    port_base: {port_base}\n"
+        "  staging:\n    data_path: /tmp/envplane-tests/{app}/staging\n"
+    )
+    return folder
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+        ) -> subprocess.CompletedProcess[str]:
+    """Run the envplane CLI as a user would, in a fresh process."""
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "envplane", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})

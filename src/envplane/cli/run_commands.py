@@ -72,7 +72,11 @@ def up(
     """Bring an env instance up and wait until every service is healthy."""
     opts = _options(ctx, spec, as_json)
     project = actions.open_project(opts.spec, os.environ)
-    env_name = actions.default_env(os.environ, env)
+    do_up(project, actions.default_env(os.environ, env), pr, run, ref, timeout, no_wait, opts.json)
+
+
+def do_up(project: actions.Project, env_name: str, pr: int | None, run: str | None, ref: str | None,
+          timeout: float, no_wait: bool, as_json: bool) -> None:
     known = lifecycle.known_instances(project, os.environ)
     target = actions.resolve_checked(project, env_name, pr, run, known)
     plan = actions.plan(project, target)
@@ -80,8 +84,8 @@ def up(
         _run_processes(project.root, target, timeout)
         return
     started = time.monotonic()
-    outcome = lifecycle.up(_session(project, no_wait), plan, _step_printer(opts.json), timeout, ref)
-    if opts.json:
+    outcome = lifecycle.up(_session(project, no_wait), plan, _step_printer(as_json), timeout, ref)
+    if as_json:
         print_json({
             "instance": target.id, "project": target.project, "urls": outcome.urls,
             "seconds": round(time.monotonic() - started, 2),
@@ -146,17 +150,21 @@ def down(
     """Stop and remove an env instance's containers and networks (only that instance's)."""
     opts = _options(ctx, spec, as_json)
     project = actions.open_project(opts.spec, os.environ)
-    target = resolve(project, actions.default_env(os.environ, env), pr, run)
+    do_down(project, actions.default_env(os.environ, env), pr, run, purge, no_wait, opts.json)
+
+
+def do_down(project: actions.Project, env_name: str, pr: int | None, run: str | None, purge: bool,
+            no_wait: bool, as_json: bool) -> None:
+    target = resolve(project, env_name, pr, run)
     if target.env.runtime == "process":
         raise UsageError("the local env runs in the foreground of `envplane up local`; stop it there")
     left = lifecycle.down(_session(project, no_wait), target, purge)
-    if opts.json:
+    if as_json:
         print_json({"instance": target.id, "purged": purge, "left": {
             "containers": list(left.containers), "networks": list(left.networks),
             "volumes": list(left.volumes)}})
         return
-    what = "purged" if purge else "down"
-    out.print(f"[bold]{target.app} {target.id} is {what}[/]")
+    out.print(f"[bold]{target.app} {target.id} is {'purged' if purge else 'down'}[/]")
     if not left.empty:
         err.print(f"[yellow]warning:[/] left behind: {left}")
 
