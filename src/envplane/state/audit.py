@@ -8,6 +8,7 @@ and two writers can never fork the chain.
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -46,6 +47,17 @@ class VerifyResult:
     rows: int
     problems: list[str] = field(default_factory=list)
     last_hash: str = GENESIS  # anchor it elsewhere to detect a truncated tail
+
+
+def actor_from(environ: Mapping[str, str]) -> str:
+    """Who is acting: ENVPLANE_USER when set (CI bots, shared hosts), else the OS user."""
+    named = environ.get("ENVPLANE_USER", "").strip()
+    if named:
+        return named
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"  # a container user with no passwd entry
 
 
 def record(

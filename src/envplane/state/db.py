@@ -27,6 +27,7 @@ from envplane.errors import StateError
 STATE_DIR = ".envplane"
 STATE_FILE = "state.db"
 BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 10
 MIGRATIONS = Path(__file__).parent / "migrations"
 _SERIALISE = "envplane_serialise"
 
@@ -93,12 +94,14 @@ def open_store(spec_dir: Path, url: str | None = None) -> Store:
     Only commands that write state call this: it creates `.envplane/` for SQLite.
     """
     target = database_url(spec_dir, url)
-    if target.drivername == "sqlite" and target.database:
-        Path(target.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(target, pool_pre_ping=True)
-    store = Store(engine, _describe(engine.url))
-    if store.dialect == "sqlite":
+    if target.drivername == "sqlite":
+        _make_folder(target)
+        engine = create_engine(target)
         _tune_sqlite(engine)
+    else:
+        engine = create_engine(target, pool_pre_ping=True,
+                               connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+    store = Store(engine, _describe(engine.url))
     try:
         migrate(store)
     except BaseException:
@@ -156,6 +159,17 @@ def _with_driver(parsed: URL) -> URL:
         hint="use postgresql://user:password@host:5432/dbname, or unset ENVPLANE_STATE_URL "
         "for SQLite in .envplane/state.db",
     )
+
+
+def _make_folder(target: URL) -> None:
+    folder = Path(target.database or ".").parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StateError(
+            f"cannot create the state folder {folder}: {error.strerror or error}",
+            hint="run envplane where you may write, or set ENVPLANE_STATE_URL to a database",
+        ) from error
 
 
 def _tune_sqlite(engine: Engine) -> None:

@@ -181,7 +181,7 @@ def start_step(
     clock: Clock = utc_now,
 ) -> StepRecord:
     refuse_secrets(kind=kind, description=description)
-    with store.session() as session:
+    with store.serialised("instances") as session:
         _get(session, Deployment, deployment_id)
         row = DeploymentStep(deployment_id=deployment_id, index=index, kind=kind,
                              description=description, status=RUNNING,
@@ -199,7 +199,7 @@ def finish_step(
     clock: Clock = utc_now,
 ) -> StepRecord:
     plain = plain_detail(detail)
-    with store.session() as session:
+    with store.serialised("instances") as session:
         row = _get(session, DeploymentStep, step_id)
         row.status, row.finished_at, row.detail = status, as_utc(clock()), plain
         return _step(row)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import threading
 from datetime import datetime
@@ -165,3 +166,9 @@ def test_concurrent_appends_from_threads_never_fork_the_chain(store: Store):
     assert errors == []
     result = audit.verify(store)
     assert (result.ok, result.rows, result.problems) == (True, 60, [])
+
+
+def test_the_actor_is_envplane_user_when_set_else_the_os_user():
+    assert audit.actor_from({"ENVPLANE_USER": "deploy-bot"}) == "deploy-bot"
+    assert audit.actor_from({"ENVPLANE_USER": "  "}) == getpass.getuser()
+    assert audit.actor_from({}) == getpass.getuser()

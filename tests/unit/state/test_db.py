@@ -113,3 +113,15 @@ def test_the_migration_builds_exactly_the_models(store: Store):
         differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert differences == []
 
+
+
+def test_a_state_folder_that_cannot_be_made_is_a_state_error(tmp_path: Path):
+    (tmp_path / ".envplane").write_text("a file where the folder should be")
+    with pytest.raises(StateError, match=r"cannot create the state folder .*/\.envplane"):
+        open_store(tmp_path)
+
+
+def test_a_state_file_that_cannot_be_opened_is_a_state_error(tmp_path: Path):
+    state_path(tmp_path).mkdir(parents=True)  # a folder where the database should be
+    with pytest.raises(StateError, match=r"cannot use the state store at .*state\.db: "):
+        open_store(tmp_path)
