@@ -38,6 +38,7 @@ class ServiceTarget:
     url: str | None
     health: str | None
     dev: str | None
+    dev_cwd: str | None
     secret_path: str
     env: Mapping[str, str]
 
@@ -170,6 +171,7 @@ def _assemble(
                 url=_url(env, domain, public, service_ports),
                 health=svc_spec.health if svc_spec else None,
                 dev=svc_spec.dev if svc_spec else None,
+                dev_cwd=svc_spec.dev_cwd if svc_spec else None,
                 secret_path=f"{secrets_prefix}/{name}",
                 env=env_vars,
             )

@@ -113,18 +113,24 @@ def _run_processes(root: Path, target: Target, timeout: float) -> None:
     Path(target.data_path).mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
 
+    healthy = threading.Event()
+
     def on_signal(signum: int, frame: object) -> None:
         stop.set()
         supervisor.stopping.set()
+        if not healthy.is_set():
+            raise KeyboardInterrupt  # stop waiting for health; `finally` stops the processes
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     supervisor.start()
     try:
         wait_healthy(checks_for(target), lambda: [], timeout)
+        healthy.set()
         err.print(f"[bold green]{target.app} {target.id} is up[/] (Ctrl-C stops it)")
         _print_addresses_local(target)
-        supervisor.run_until_stopped()
+        while not stop.wait(0.5):
+            pass
     finally:
         supervisor.stop()
         err.print("stopped")

@@ -52,8 +52,8 @@ class ProcessSupervisor:
         self.services = [
             Supervised(
                 name=s.name,
-                command=s.dev,
-                cwd=(root / s_cwd) if (s_cwd := _dev_cwd(target, s.name)) else root,
+                command=str(s.dev),
+                cwd=root / s.dev_cwd if s.dev_cwd else root,
                 env={**environ, **s.env},
                 colour=COLOURS[i % len(COLOURS)],
             )
@@ -61,9 +61,16 @@ class ProcessSupervisor:
             if s.dev
         ]
 
-    def start(self) -> None:
+    def start(self, poll: float = 0.2) -> None:
+        """Start every service and the thread that restarts what crashes."""
         for svc in self.services:
             self._spawn(svc)
+        self._monitor = threading.Thread(target=self._watch, args=(poll,), daemon=True)
+        self._monitor.start()
+
+    def _watch(self, poll: float) -> None:
+        while not self.stopping.wait(poll):
+            self.tick()
 
     def _spawn(self, svc: Supervised) -> None:
         svc.process = subprocess.Popen(
@@ -103,10 +110,8 @@ class ProcessSupervisor:
                          f"exited with code {proc.returncode}; restarting in {svc.backoff:.0f} s")
             svc.process = None
 
-    def run_until_stopped(self, poll: float = 0.2) -> None:
-        while not self.stopping.is_set():
-            self.tick()
-            self.stopping.wait(poll)
+    def run_until_stopped(self) -> None:
+        self.stopping.wait()
 
     def stop(self, grace: float = 5.0) -> None:
         self.stopping.set()
@@ -125,8 +130,3 @@ class ProcessSupervisor:
 def _signal_group(proc: subprocess.Popen[str], sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
-
-
-def _dev_cwd(target: Target, service: str) -> str | None:
-    # ServiceTarget carries no cwd yet; the spec's dev_cwd arrives through the env later.
-    return None
