@@ -56,6 +56,12 @@ def test_up_local_runs_restarts_and_stops_cleanly(tmp_path: Path) -> None:
             except OSError:
                 time.sleep(0.2)
         assert body == "local 2", body  # the first start crashed; the restart serves
+        assert proc.stderr is not None
+        seen = ""
+        while "is up" not in seen:  # wait until envplane itself has seen it healthy
+            line = proc.stderr.readline()
+            assert line, "envplane ended before it reported the app up"
+            seen += line
     finally:
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=30)
