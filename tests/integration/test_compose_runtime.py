@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -106,22 +105,37 @@ def test_two_instances_and_down_touches_only_one(app: Path, tmp_path: Path) -> N
     assert get("http://127.0.0.1:41010/health.txt") == "ok\n"
 
 
-def test_up_killed_midway_converges_on_the_next_up(app: Path) -> None:
+def test_up_killed_after_each_step_converges_on_the_next_up(app: Path) -> None:
+    """SIGKILL `up` right after step 1, then after step 2, ...; the next up still converges."""
     name = app_name(app)
     data = {"DATA_PATH": ""}
-    for delay in (0.3, 0.6, 0.9):
-        proc = subprocess.Popen([*ENVPLANE, "up", "test", "--pr", "3"], cwd=app,
+    steps = json.loads(envplane("plan", "test", "--pr", "3", "--json", cwd=app).stdout)["steps"]
+    for kill_after in range(1, len(steps)):
+        proc = subprocess.Popen([*ENVPLANE, "up", "test", "--pr", "3"], cwd=app, text=True,
                                 env={**os.environ, **data}, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        time.sleep(delay)
+                                stderr=subprocess.PIPE)
+        assert proc.stderr is not None
+        done = 0
+        while done < kill_after:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            done += line.startswith(("✓", "–"))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    done = envplane("up", "test", "--pr", "3", cwd=app, env=data)
-    assert done.returncode == 0, done.stderr
+    final = envplane("up", "test", "--pr", "3", cwd=app, env=data)
+    assert final.returncode == 0, final.stderr
     assert labelled(name, "container", "pr-3") == [f"{name}-web-pr-3"]
     assert labelled(name, "network", "pr-3") == [f"{name}-pr-3_default"]
     assert labelled(name, "volume", "pr-3") == [f"{name}-pr-3_webdata"]
     assert get("http://127.0.0.1:41020/health.txt") == "ok\n"
+    # The killed runs left their deployments open; the store still has one row for the instance.
+    from envplane.state import instances
+    from envplane.state.db import open_store
+
+    store = open_store(app)
+    assert [r.instance for r in instances.list_instances(store, name)] == ["pr-3"]
+    assert instances.deployments(store, name, "test", "pr-3")[0].status == "ok"
 
 
 def test_no_engine_is_a_clear_error(app: Path) -> None:
