@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from envplane.backends.routing.caddy import CaddyAdmin
-from envplane.backends.runtime.compose import ComposeRuntime, Leftovers
+from envplane.backends.runtime.base import Leftovers, Runtime
+from envplane.backends.runtime.compose import ComposeRuntime
 from envplane.backends.runtime.health import checks_for, wait_healthy
 from envplane.compose.render import render, to_yaml
 from envplane.errors import BackendError
@@ -38,7 +39,7 @@ class Outcome:
 @dataclass
 class Applier:
     project: Project
-    runtime: ComposeRuntime = field(default_factory=ComposeRuntime)
+    runtime: Runtime = field(default_factory=ComposeRuntime)
     on_step: StepHook = lambda step, state, seconds: None
     lock: LockFactory = lambda target: nullcontext()
     health_timeout: float = 120.0

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from envplane.apply import Applier, Outcome, StepHook
-from envplane.backends.runtime.compose import Leftovers
+from envplane.backends.runtime.base import Leftovers
 from envplane.errors import EnvplaneError
 from envplane.names import Instance
 from envplane.plan import Plan, Step

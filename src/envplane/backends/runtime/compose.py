@@ -7,9 +7,9 @@ instance cannot reach a container, network or volume of another.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
+from envplane.backends.runtime.base import Leftovers
 from envplane.backends.runtime.facts import ContainerFact, names, parse_inspect, parse_ps_lines
 from envplane.commands import compose as compose_cmd
 from envplane.commands import docker as docker_cmd
@@ -17,17 +17,6 @@ from envplane.errors import BackendError
 from envplane.run import run
 
 log = logging.getLogger("envplane.runtime.compose")
-
-
-@dataclass(frozen=True)
-class Leftovers:
-    containers: tuple[str, ...]
-    networks: tuple[str, ...]
-    volumes: tuple[str, ...]
-
-    @property
-    def empty(self) -> bool:
-        return not (self.containers or self.networks or self.volumes)
 
 
 class ComposeRuntime:
