@@ -111,3 +111,25 @@ def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float
 
     return subprocess.run([sys.executable, "-m", "envplane", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def free_port_block(size: int = 40) -> int:
+    """The start of `size` consecutive free TCP ports, so parallel tests never share one."""
+    import random
+    import socket
+
+    for _ in range(200):
+        start = random.randrange(44000, 60000, 100)
+        sockets = []
+        try:
+            for port in range(start, start + size):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return start
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free block of ports")

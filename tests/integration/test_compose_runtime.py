@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import docker_engine, ensure_busybox_image, need
+from tests.support import docker_engine, ensure_busybox_image, free_port_block, need
 
 ENVPLANE = [sys.executable, "-m", "envplane"]
 
@@ -29,7 +29,7 @@ volumes:
 """
 
 
-def spec(app: str) -> str:
+def spec(app: str, base: int) -> str:
     return f"""\
 app: {app}
 domain: example.com
@@ -40,7 +40,7 @@ services:
     health: /health.txt
 environments:
   test:
-    port_base: 41000
+    port_base: {base}
 """
 
 
@@ -52,7 +52,7 @@ def app(tmp_path: Path) -> Path:
     (tmp_path / "www" / "health.txt").write_text("ok\n")
     (tmp_path / "compose.yaml").write_text(COMPOSE)
     name = f"it{os.getpid() % 100000}"
-    (tmp_path / "envplane.yaml").write_text(spec(name))
+    (tmp_path / "envplane.yaml").write_text(spec(name, free_port_block()))
     yield tmp_path
     for pr in ("1", "2", "3"):
         envplane("down", "test", "--pr", pr, "--purge", cwd=tmp_path, env={"DATA_PATH": ""})
@@ -82,14 +82,18 @@ def app_name(folder: Path) -> str:
     return (folder / "envplane.yaml").read_text().split("\n")[0].split(": ")[1]
 
 
+def base(folder: Path) -> int:
+    return int((folder / "envplane.yaml").read_text().split("port_base: ")[1].split()[0])
+
+
 def test_two_instances_and_down_touches_only_one(app: Path, tmp_path: Path) -> None:
     name = app_name(app)
     data = {"DATA_PATH": ""}
     for pr in ("1", "2"):
         done = envplane("up", "test", "--pr", pr, "--json", cwd=app, env=data)
         assert done.returncode == 0, done.stderr
-    assert get("http://127.0.0.1:41000/health.txt") == "ok\n"
-    assert get("http://127.0.0.1:41010/health.txt") == "ok\n"
+    assert get(f"http://127.0.0.1:{base(app)}/health.txt") == "ok\n"
+    assert get(f"http://127.0.0.1:{base(app) + 10}/health.txt") == "ok\n"
     assert labelled(name, "container") == [f"{name}-web-pr-1", f"{name}-web-pr-2"]
 
     done = envplane("down", "test", "--pr", "1", "--purge", "--json", cwd=app, env=data)
@@ -102,7 +106,7 @@ def test_two_instances_and_down_touches_only_one(app: Path, tmp_path: Path) -> N
     assert labelled(name, "container", "pr-2") == [f"{name}-web-pr-2"]
     assert labelled(name, "network", "pr-2") == [f"{name}-pr-2_default"]
     assert labelled(name, "volume", "pr-2") == [f"{name}-pr-2_webdata"]
-    assert get("http://127.0.0.1:41010/health.txt") == "ok\n"
+    assert get(f"http://127.0.0.1:{base(app) + 10}/health.txt") == "ok\n"
 
 
 def test_up_killed_after_each_step_converges_on_the_next_up(app: Path) -> None:
@@ -128,7 +132,7 @@ def test_up_killed_after_each_step_converges_on_the_next_up(app: Path) -> None:
     assert labelled(name, "container", "pr-3") == [f"{name}-web-pr-3"]
     assert labelled(name, "network", "pr-3") == [f"{name}-pr-3_default"]
     assert labelled(name, "volume", "pr-3") == [f"{name}-pr-3_webdata"]
-    assert get("http://127.0.0.1:41020/health.txt") == "ok\n"
+    assert get(f"http://127.0.0.1:{base(app) + 20}/health.txt") == "ok\n"
     # The killed runs left their deployments open; the store still has one row for the instance.
     from envplane.state import instances
     from envplane.state.db import open_store

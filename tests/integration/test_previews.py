@@ -21,7 +21,7 @@ import pytest
 
 from envplane.secret import Secret
 from envplane.webhook import signature
-from tests.support import busybox_app, cli, docker_engine, ensure_busybox_image, need
+from tests.support import busybox_app, cli, docker_engine, ensure_busybox_image, free_port_block, need
 
 SECRET = "fake-github-shared-secret"
 
@@ -30,7 +30,7 @@ SECRET = "fake-github-shared-secret"
 def app(tmp_path: Path) -> Iterator[Path]:
     need("a Docker engine", docker_engine(), "run scripts/services/docker.sh")
     ensure_busybox_image()
-    folder = busybox_app(tmp_path, f"pv{os.getpid() % 100000}", 43000)
+    folder = busybox_app(tmp_path, f"pv{os.getpid() % 100000}", free_port_block())
     yield folder
     for args in (["preview", "down", "--pr", "11"], ["preview", "down", "--pr", "12"],
                  ["down", "staging", "--purge"]):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import docker_engine, ensure_busybox_image, need
+from tests.support import docker_engine, ensure_busybox_image, free_port_block, need
 
 ENVPLANE = [sys.executable, "-m", "envplane"]
 BIN = Path(sys.executable).parent
@@ -63,7 +63,7 @@ def app(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     (tmp_path / "envplane.yaml").write_text(
         f"app: {name}\ndomain: example.com\ncompose: compose.yaml\n"
         "services:\n  web:\n    public: 8080\n    health: /who.txt\n"
-        "environments:\n  test:\n    port_base: 42000\n"
+        f"environments:\n  test:\n    port_base: {free_port_block()}\n"
     )
     env = {"ENVPLANE_HOME": str(tmp_path / "home"), "DATA_PATH": ""}
     yield tmp_path, env
