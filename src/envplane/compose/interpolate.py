@@ -1,25 +1,29 @@
-"""Compose variable interpolation, as Compose does it, on a Document. Pure.
+"""Compose variable interpolation on a Document. Pure.
 
 Forms: $VAR, ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?err}, ${VAR?err},
 ${VAR:+alt}, ${VAR+alt}, nested (${A:-${B:-x}}), and $$ for a literal $. Mapping keys
 are not interpolated (Compose does not either). An unset variable without a default
-becomes "" and is reported as a warning, as Compose warns.
+becomes "" and is reported as a warning, worded as Compose words it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from envplane.errors import Problem, SpecError
 from envplane.spec.source import Document, FieldPath
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OPERATORS = (":-", ":?", ":+", "-", "?", "+")
+_SYNTAX_HINT = "write $VAR or ${VAR}, and $$ for a literal $"
 
 
-class _Failure(Exception):
+class InterpolationError(ValueError):
+    """A bad template or an unset required variable, in one string."""
+
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
         self.message = message
@@ -29,25 +33,31 @@ class _Failure(Exception):
 @dataclass
 class _Context:
     lookup: Mapping[str, str]
-    warnings: list[str]
+    warnings: list[str] = field(default_factory=list)
+    failures: list[InterpolationError] = field(default_factory=list)
+
+
+def unset_warning(name: str) -> str:
+    return f'The "{name}" variable is not set. Defaulting to a blank string.'
 
 
 def interpolate(doc: Document, lookup: Mapping[str, str]) -> tuple[Document, list[str]]:
-    ctx = _Context(lookup, [])
+    """A new Document with every string value interpolated, and the warnings."""
+    ctx = _Context(lookup)
     problems: list[Problem] = []
     data = _walk(doc.data, (), ctx, doc, problems)
     if problems:
         raise SpecError(problems)
-    return replace(doc, data=data), sorted(set(ctx.warnings))
+    return replace(doc, data=data), list(dict.fromkeys(ctx.warnings))
 
 
 def substitute(text: str, lookup: Mapping[str, str]) -> tuple[str, list[str]]:
-    """Interpolate one string; raises ValueError with a message on a bad or required var."""
-    ctx = _Context(lookup, [])
-    try:
-        return _expand(text, ctx), ctx.warnings
-    except _Failure as exc:
-        raise ValueError(exc.message) from None
+    """Interpolate one string. Raises InterpolationError on the first failure."""
+    ctx = _Context(lookup)
+    value = _expand(text, ctx)
+    if ctx.failures:
+        raise ctx.failures[0]
+    return value, ctx.warnings
 
 
 def _walk(node: Any, path: FieldPath, ctx: _Context, doc: Document, problems: list[Problem]) -> Any:
@@ -56,46 +66,56 @@ def _walk(node: Any, path: FieldPath, ctx: _Context, doc: Document, problems: li
     if isinstance(node, list):
         return [_walk(v, (*path, i), ctx, doc, problems) for i, v in enumerate(node)]
     if isinstance(node, str) and "$" in node:
-        try:
-            return _expand(node, ctx)
-        except _Failure as exc:
-            problems.append(doc.problem(path, exc.message, exc.hint))
-            return node
+        return _string(node, path, ctx, doc, problems)
     return node
+
+
+def _string(text: str, path: FieldPath, ctx: _Context, doc: Document, problems: list[Problem]) -> str:
+    ctx.failures = []
+    try:
+        value = _expand(text, ctx)
+    except InterpolationError as exc:
+        ctx.failures.append(exc)
+        value = text
+    problems.extend(doc.problem(path, f.message, f.hint) for f in ctx.failures)
+    return value
 
 
 def _expand(text: str, ctx: _Context) -> str:
     out: list[str] = []
     i = 0
     while i < len(text):
-        ch = text[i]
-        if ch != "$":
-            out.append(ch)
-            i += 1
-            continue
-        nxt = text[i + 1] if i + 1 < len(text) else ""
-        if nxt == "$":
-            out.append("$")
-            i += 2
-        elif nxt == "{":
-            end = _closing_brace(text, i + 2)
-            out.append(_braced(text[i + 2 : end], ctx))
-            i = end + 1
-        else:
-            match = _NAME.match(text, i + 1)
-            if match is None:
-                out.append("$")  # a lone `$` stays, as in Compose
-                i += 1
-                continue
-            out.append(_value(match.group(0), ctx))
-            i = match.end()
+        start = text.find("$", i)
+        if start < 0:
+            out.append(text[i:])
+            break
+        out.append(text[i:start])
+        piece, i = _dollar(text, start, ctx)
+        out.append(piece)
     return "".join(out)
+
+
+def _dollar(text: str, start: int, ctx: _Context) -> tuple[str, int]:
+    """Expand the `$...` at start; return the text and the index after it."""
+    nxt = text[start + 1 : start + 2]
+    if nxt == "$":
+        return "$", start + 2
+    if nxt == "{":
+        end = _closing_brace(text, start + 2)
+        return _braced(text[start + 2 : end], ctx), end + 1
+    match = _NAME.match(text, start + 1)
+    if match is None:
+        return "$", start + 1  # a `$` before anything but a name stays, as in Compose
+    return _value(match.group(0), ctx), match.end()
 
 
 def _closing_brace(text: str, start: int) -> int:
     depth = 1
     i = start
     while i < len(text):
+        if text.startswith("$$", i):
+            i += 2
+            continue
         if text.startswith("${", i):
             depth += 1
             i += 2
@@ -105,47 +125,49 @@ def _closing_brace(text: str, start: int) -> int:
             if depth == 0:
                 return i
         i += 1
-    raise _Failure(f"invalid interpolation format for {text!r}: missing '}}'",
-                   "write ${VAR}, or $$ for a literal $")
+    raise InterpolationError(f"invalid interpolation format for {text!r}: missing '}}'", _SYNTAX_HINT)
 
 
 def _braced(body: str, ctx: _Context) -> str:
     match = _NAME.match(body)
     if match is None:
-        raise _Failure(f"invalid interpolation format: ${{{body}}}",
-                       "a variable name is letters, digits and _, not starting with a digit")
-    name = match.group(0)
-    rest = body[match.end():]
+        raise InterpolationError(f"invalid interpolation format: ${{{body}}}", _SYNTAX_HINT)
+    name, rest = match.group(0), body[match.end() :]
     if not rest:
         return _value(name, ctx)
-    for op in (":-", ":?", ":+", "-", "?", "+"):
+    for op in _OPERATORS:
         if rest.startswith(op):
-            arg = rest[len(op):]
-            return _operator(name, op, arg, ctx)
-    raise _Failure(f"invalid interpolation format: ${{{body}}}", "use ${VAR:-default} and friends")
+            return _operator(name, op, rest[len(op) :], ctx)
+    raise InterpolationError(
+        f"invalid interpolation format: ${{{body}}}", "use ${VAR:-default}, ${VAR:?error} or ${VAR:+alt}"
+    )
 
 
 def _operator(name: str, op: str, arg: str, ctx: _Context) -> str:
     value = ctx.lookup.get(name)
-    colon = op.startswith(":")
-    unset = value is None or (colon and value == "")
+    unset = value is None or (op.startswith(":") and value == "")
     kind = op[-1]
     if kind == "-":
         return _expand(arg, ctx) if unset else str(value)
     if kind == "+":
         return "" if unset else _expand(arg, ctx)
-    if unset:  # "?"
-        message = _expand(arg, ctx) if arg else ""
-        detail = f": {message}" if message else ""
-        state = "is not set" if value is None else "is empty"
-        raise _Failure(f"required variable {name} {state}{detail}",
-                       f"set {name} in the environment or in .env")
+    if unset:
+        ctx.failures.append(_required(name, value, _expand(arg, ctx)))
+        return ""
     return str(value)
+
+
+def _required(name: str, value: str | None, message: str) -> InterpolationError:
+    state = "is not set" if value is None else "is empty"
+    detail = f": {message}" if message else ""
+    return InterpolationError(
+        f"required variable {name} {state}{detail}", f"set {name} in the environment or in .env"
+    )
 
 
 def _value(name: str, ctx: _Context) -> str:
     value = ctx.lookup.get(name)
     if value is None:
-        ctx.warnings.append(f"variable {name} is not set; using an empty string")
+        ctx.warnings.append(unset_warning(name))
         return ""
     return str(value)
