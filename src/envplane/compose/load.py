@@ -1,4 +1,4 @@
-"""Compose files: read them (I/O), then build one model per env instance (pure).
+"""Compose files: read them (the I/O), then build one model per env instance (pure).
 
 build_model runs Compose's loading steps in order: interpolate each file, merge them,
 expand `extends`, select profiles, check the structure.
@@ -6,113 +6,90 @@ expand `extends`, select profiles, check the structure.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envplane.compose.extends import expand_extends, extends_path
 from envplane.compose.interpolate import interpolate
-from envplane.compose.merge import ComposeModel, merge, merge_service
+from envplane.compose.merge import ComposeModel, merge
 from envplane.compose.model import check_structure
+from envplane.compose.profiles import select_profiles
 from envplane.errors import Problem, SpecError
 from envplane.spec.source import Document, load_yaml
 
+__all__ = ["ComposeModel", "ExtendsSource", "build_model", "read_compose_files"]
+
+
+@dataclass(frozen=True)
+class ExtendsSource(Document):
+    """A file read only because an `extends: {file: ...}` names it; it is not merged."""
+
 
 def read_compose_files(paths: Sequence[Path]) -> list[Document]:
-    """Read each file, and any file an `extends: {file: ...}` names, once each."""
-    docs: list[Document] = []
-    for path in paths:
-        doc = load_yaml(path)
-        if not isinstance(doc.data, dict):
-            raise SpecError([doc.problem((), "a Compose file must be a mapping (services: ...)")])
-        docs.append(doc)
+    """The files in order, then each file an `extends.file` names (once, as ExtendsSource)."""
+    docs = [_read(path) for path in paths]
+    seen = {_normal(p) for p in paths}
+    queue = list(docs)
+    while queue:
+        doc = queue.pop(0)
+        for path in _extends_files(doc):
+            if path in seen:
+                continue
+            seen.add(path)
+            other = _read(path)
+            extra = ExtendsSource(other.file, other.data, other.lines)
+            docs.append(extra)
+            queue.append(extra)
     return docs
+
+
+def _normal(path: Path) -> Path:
+    return Path(os.path.normpath(path))
+
+
+def _read(path: Path) -> Document:
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise SpecError([doc.problem((), "a Compose file must be a mapping (services: ...)")])
+    return doc
+
+
+def _extends_files(doc: Document) -> Iterator[Path]:
+    services = doc.data.get("services")
+    for svc in services.values() if isinstance(services, dict) else ():
+        ext: Any = svc.get("extends") if isinstance(svc, dict) else None
+        if isinstance(ext, dict) and isinstance(ext.get("file"), str):
+            yield extends_path(doc.file, ext["file"])
 
 
 def build_model(
     docs: Sequence[Document], lookup: Mapping[str, str], profiles: Iterable[str]
 ) -> tuple[ComposeModel, list[str]]:
+    """Interpolate, merge, expand extends, select profiles, check: the model and the warnings."""
+    interpolated, warnings = _interpolate_all(docs, lookup)
+    merged = merge([d for d in interpolated if not isinstance(d, ExtendsSource)])
+    sources = {_normal(d.file): d for d in interpolated}
+    model = expand_extends(merged, sources)
+    model = select_profiles(model, profiles)
+    check_structure(model)
+    return model, warnings
+
+
+def _interpolate_all(docs: Sequence[Document], lookup: Mapping[str, str]) -> tuple[list[Document], list[str]]:
+    done: list[Document] = []
     warnings: list[str] = []
-    interpolated = []
     problems: list[Problem] = []
     for doc in docs:
         try:
-            done, found = interpolate(doc, lookup)
+            result, found = interpolate(doc, lookup)
         except SpecError as exc:
             problems += exc.problems
             continue
-        interpolated.append(done)
+        done.append(result)
         warnings += found
     if problems:
         raise SpecError(problems)
-    model = merge(interpolated)
-    model = expand_extends(model, {d.file: d for d in interpolated})
-    model = select_profiles(model, set(profiles))
-    check_structure(model)
-    return model, sorted(set(warnings))
-
-
-def expand_extends(model: ComposeModel, docs: Mapping[Path, Document]) -> ComposeModel:
-    services = model.services
-    if not any(isinstance(s, dict) and "extends" in s for s in services.values()):
-        return model
-    resolved: dict[str, Any] = {}
-    for name in services:
-        resolved[name] = _extended(name, services, model, docs, ())
-    return replace(model, data={**model.data, "services": resolved})
-
-
-def _extended(
-    name: str,
-    services: Mapping[str, Any],
-    model: ComposeModel,
-    docs: Mapping[Path, Document],
-    chain: tuple[str, ...],
-) -> Any:
-    svc = services[name]
-    if not isinstance(svc, dict) or "extends" not in svc:
-        return svc
-    if name in chain:
-        raise SpecError([model.problem(("services", name, "extends"),
-                                       "extends cycle: " + " -> ".join((*chain, name)))])
-    ext = svc["extends"]
-    base_name = ext if isinstance(ext, str) else ext.get("service")
-    base_file = None if isinstance(ext, str) else ext.get("file")
-    if base_file:
-        source_file = model.where(("services", name, "extends"))[0]
-        path = ((source_file.parent if source_file else Path.cwd()) / base_file).resolve()
-        other = docs.get(path) or load_yaml(path)
-        pool = (other.data or {}).get("services") or {}
-    else:
-        pool = services
-    if base_name not in pool:
-        raise SpecError([model.problem(("services", name, "extends"),
-                                       f"extends an unknown service {base_name!r}")])
-    base = _extended(base_name, pool, model, docs, (*chain, name))
-    own = {k: v for k, v in svc.items() if k != "extends"}
-    return merge_service(dict(base), own)
-
-
-def select_profiles(model: ComposeModel, active: set[str]) -> ComposeModel:
-    """Keep services without profiles and those whose profiles are active."""
-    services = model.services
-    kept = {
-        name: svc
-        for name, svc in services.items()
-        if not (isinstance(svc, dict) and svc.get("profiles")) or active & set(svc["profiles"])
-    }
-    if len(kept) == len(services):
-        return model
-    problems = []
-    for name, svc in kept.items():
-        deps = svc.get("depends_on") if isinstance(svc, dict) else None
-        for dep in (deps or []):
-            if dep in services and dep not in kept:
-                problems.append(model.problem(
-                    ("services", name, "depends_on"),
-                    f"service {name} depends on {dep}, which profile selection left out",
-                    f"add {dep}'s profile to the env's `profiles`, or drop the dependency",
-                ))
-    if problems:
-        raise SpecError(problems)
-    return replace(model, data={**model.data, "services": kept})
+    return done, list(dict.fromkeys(warnings))

@@ -77,14 +77,34 @@ def test_required_unset_names_every_occurrence() -> None:
         interpolate(source, {"EMPTY": ""})
     got = [(p.message, str(p.file), p.line, p.field, p.hint) for p in err.value.problems]
     assert got == [
-        ("required variable IMAGE is not set: set the image", "compose.yaml", 3,
-         "services.web.image", "set IMAGE in the environment or in .env"),
-        ("required variable URL is not set", "compose.yaml", 5,
-         "services.web.environment[0]", "set URL in the environment or in .env"),
-        ("required variable A is not set: one", "compose.yaml", 6,
-         "services.web.environment[1]", "set A in the environment or in .env"),
-        ("required variable B2 is not set: two", "compose.yaml", 6,
-         "services.web.environment[1]", "set B2 in the environment or in .env"),
+        (
+            "required variable IMAGE is not set: set the image",
+            "compose.yaml",
+            3,
+            "services.web.image",
+            "set IMAGE in the environment or in .env",
+        ),
+        (
+            "required variable URL is not set",
+            "compose.yaml",
+            5,
+            "services.web.environment[0]",
+            "set URL in the environment or in .env",
+        ),
+        (
+            "required variable A is not set: one",
+            "compose.yaml",
+            6,
+            "services.web.environment[1]",
+            "set A in the environment or in .env",
+        ),
+        (
+            "required variable B2 is not set: two",
+            "compose.yaml",
+            6,
+            "services.web.environment[1]",
+            "set B2 in the environment or in .env",
+        ),
     ]
 
 
