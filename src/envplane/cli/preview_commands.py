@@ -8,13 +8,11 @@ from typing import Annotated
 
 import typer
 
-from envplane import actions, lifecycle, preview, webhook
+from envplane import actions
 from envplane.cli.main import JsonOpt, SpecOpt, _options, app
 from envplane.cli.output import err, out, print_json, table
 from envplane.cli.run_commands import NoWaitOpt, RefOpt, TimeoutOpt, do_down, do_up
 from envplane.errors import EnvplaneError, UsageError
-from envplane.secret import Secret
-from envplane.state import audit, instances
 
 previews = typer.Typer(help="Preview environments: one per pull request.", no_args_is_help=True)
 app.add_typer(previews, name="preview")
@@ -30,6 +28,8 @@ def _project(ctx: typer.Context, spec: SpecOpt) -> actions.Project:
 def preview_up(ctx: typer.Context, pr: PrArg, ref: RefOpt = None, timeout: TimeoutOpt = 120.0,
                no_wait: NoWaitOpt = False, spec: SpecOpt = None, as_json: JsonOpt = False) -> None:
     """Create or update the preview of a pull request."""
+    from envplane import preview
+
     project = _project(ctx, spec)
     do_up(project, preview.preview_env(project.envs), pr, None, ref, timeout, no_wait,
           _options(ctx, spec, as_json).json)
@@ -39,6 +39,8 @@ def preview_up(ctx: typer.Context, pr: PrArg, ref: RefOpt = None, timeout: Timeo
 def preview_down(ctx: typer.Context, pr: PrArg, no_wait: NoWaitOpt = False, spec: SpecOpt = None,
                  as_json: JsonOpt = False) -> None:
     """Destroy a preview: containers, networks, volumes, data path, routes."""
+    from envplane import preview
+
     project = _project(ctx, spec)
     do_down(project, preview.preview_env(project.envs), pr, None, True, no_wait,
             _options(ctx, spec, as_json).json)
@@ -47,6 +49,9 @@ def preview_down(ctx: typer.Context, pr: PrArg, no_wait: NoWaitOpt = False, spec
 @previews.command("list")
 def preview_list(ctx: typer.Context, spec: SpecOpt = None, as_json: JsonOpt = False) -> None:
     """The previews the state store knows, with their age and state."""
+    from envplane import lifecycle, preview
+    from envplane.state import instances
+
     project = _project(ctx, spec)
     session = lifecycle.open_session(project)
     env = preview.preview_env(project.envs)
@@ -75,6 +80,9 @@ def preview_gc(
     as_json: JsonOpt = False,
 ) -> None:
     """Destroy previews of closed PRs after the TTL, and idle ones; never anything else."""
+    from envplane import lifecycle, preview
+    from envplane.state import instances
+
     project = _project(ctx, spec)
     env = preview.preview_env(project.envs)
     session = lifecycle.open_session(project)
@@ -115,6 +123,10 @@ def webhook_command(
     spec: SpecOpt = None,
 ) -> None:
     """Serve GitHub pull_request webhooks: opened/synchronize/reopened -> preview up, closed -> close."""
+    from envplane import lifecycle, preview, webhook
+    from envplane.secret import Secret
+    from envplane.state import audit, instances
+
     project = _project(ctx, spec)
     value = os.environ.get(secret_env)
     if not value:

@@ -8,13 +8,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from envplane import actions, lifecycle
-from envplane.apply import StepHook
+from envplane import actions
 from envplane.backends.runtime.compose import ComposeRuntime
 from envplane.backends.runtime.facts import ContainerFact
 from envplane.backends.runtime.health import checks_for, wait_healthy
@@ -26,6 +25,10 @@ from envplane.errors import UsageError
 from envplane.plan import Step
 from envplane.run import stream
 from envplane.target import LABEL_ENV, LABEL_INSTANCE, LABEL_SERVICE, Target, resolve
+
+if TYPE_CHECKING:  # the state store loads SQLAlchemy: only commands that use it pay for it
+    from envplane import lifecycle
+    from envplane.apply import StepHook
 
 TimeoutOpt = Annotated[
     float, typer.Option("--timeout", help="Seconds each service may take to become healthy.")
@@ -50,6 +53,8 @@ RefOpt = Annotated[str | None, typer.Option("--ref", help="Git ref being deploye
 
 
 def _session(project: actions.Project, no_wait: bool) -> lifecycle.Session:
+    from envplane import lifecycle
+
     session = lifecycle.open_session(project)
     session.wait = not no_wait
     session.on_wait = lambda holder: err.print(
@@ -77,6 +82,8 @@ def up(
 
 def do_up(project: actions.Project, env_name: str, pr: int | None, run: str | None, ref: str | None,
           timeout: float, no_wait: bool, as_json: bool) -> None:
+    from envplane import lifecycle
+
     known = lifecycle.known_instances(project, os.environ)
     target = actions.resolve_checked(project, env_name, pr, run, known)
     plan = actions.plan(project, target)
@@ -161,6 +168,8 @@ def down(
 
 def do_down(project: actions.Project, env_name: str, pr: int | None, run: str | None, purge: bool,
             no_wait: bool, as_json: bool) -> None:
+    from envplane import lifecycle
+
     target = resolve(project, env_name, pr, run)
     if target.env.runtime == "process":
         raise UsageError("the local env runs in the foreground of `envplane up local`; stop it there")
