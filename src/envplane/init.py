@@ -75,6 +75,9 @@ def spec_text(app: str, domain: str, compose: str, guesses: list[Guess]) -> str:
         lines.append(f"    public: {{port: {g.public_port}, path: {g.path}}}")
         if g.health:
             lines.append(f"    health: {g.health}")
+    for g in guesses:
+        if g.public_port is None:
+            lines.append(f"# {g.service}: " + "; ".join(g.reasons))
     return "\n".join(lines) + "\n"
 
 
