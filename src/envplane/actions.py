@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,9 @@ def resolve_checked(
 
 
 def _others(project: Project, target: Target, known: Iterable[Instance]) -> Iterable[Target | None]:
+    # DATA_PATH in the environment names the data path of the instance at hand (seed 000
+    # §3.3); the other instances keep their own.
+    project = replace(project, environ={k: v for k, v in project.environ.items() if k != "DATA_PATH"})
     for name, cfg in project.envs.items():
         if cfg.instances == "one" and name != target.env.name:
             yield _try_resolve(project, name)

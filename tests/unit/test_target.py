@@ -180,3 +180,9 @@ services:
         ("rabbitmq", 5672): 5673,
         ("rabbitmq", 15672): 15673,
     }
+
+
+def test_data_path_from_the_environment_is_the_current_instance_s_only(tmp_path: Path) -> None:
+    p = project(tmp_path, environ={"DATA_PATH": "/srv/pr9"})
+    t = actions.resolve_checked(p, "test", pr=9)  # other envs keep their own paths: no clash
+    assert t.data_path == "/srv/pr9"

@@ -68,9 +68,7 @@ def wait_healthy(
     pending = {c.service: c for c in checks}
     last: dict[str, str] = {}
     while pending:
-        facts = {c.service: c for c in containers()} if any(
-            c.kind == "healthcheck" for c in pending.values()
-        ) else {}
+        facts = {c.service: c for c in containers()}
         for name, check in list(pending.items()):
             ok, state = _one(check, facts.get(name))
             last[name] = state
@@ -91,7 +89,11 @@ def wait_healthy(
 def _one(check: HealthCheck, fact: ContainerFact | None) -> tuple[bool, str]:
     if check.kind == "http":
         assert check.url is not None
-        return probe(check.url)
+        ok, state = probe(check.url)
+        # An image's own HEALTHCHECK counts too: answering is not enough while it says starting.
+        if ok and fact is not None and fact.health not in (None, "healthy"):
+            return False, f"{state}, container {fact.health}"
+        return ok, state
     if fact is None:
         return False, "no container"
     if fact.state != "running":
