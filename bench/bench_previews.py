@@ -72,12 +72,13 @@ def main() -> None:
             sh([*ENVPLANE, "preview", "down", "--pr", "1"], app, env)
             rendered = Path(tmp) / "pr2.yaml"
             sh([*ENVPLANE, "render", "test", "--pr", "2", "-o", str(rendered)], app, env)
-            for folder in json.loads(sh([*ENVPLANE, "plan", "test", "--pr", "2", "--json"], app, env).stdout)[
-                "target"]["volume_paths"].values():
+            planned = json.loads(sh([*ENVPLANE, "plan", "test", "--pr", "2", "--json"], app, env).stdout)
+            for folder in planned["target"]["volume_paths"].values():
                 Path(folder).mkdir(parents=True, exist_ok=True)
             theirs.append(timed(["docker", "compose", "-f", str(rendered), "up", "-d", "--wait"], app))
             sh(["docker", "compose", "-f", str(rendered), "down", "-v", "-t", "0"], app)
-            print(f"run {run + 1}: envplane preview up {ours[-1]:.2f} s, compose up --wait {theirs[-1]:.2f} s")
+            print(f"run {run + 1}: envplane preview up {ours[-1]:.2f} s, "
+                  f"compose up --wait {theirs[-1]:.2f} s")
         mine, base = statistics.median(ours), statistics.median(theirs)
         print(f"preview up to healthy: median {mine:.2f} s; docker compose up -d --wait: median {base:.2f} s; "
               f"ratio {mine / base:.2f}")

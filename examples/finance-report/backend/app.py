@@ -19,8 +19,13 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-SCHEMA = "CREATE TABLE IF NOT EXISTS reports (id INTEGER PRIMARY KEY, title TEXT NOT NULL, amount REAL NOT NULL)"
-PG_SCHEMA = "CREATE TABLE IF NOT EXISTS reports (id SERIAL PRIMARY KEY, title TEXT NOT NULL, amount DOUBLE PRECISION NOT NULL)"
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS reports (id INTEGER PRIMARY KEY, title TEXT NOT NULL, amount REAL NOT NULL)"
+)
+PG_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS reports "
+    "(id SERIAL PRIMARY KEY, title TEXT NOT NULL, amount DOUBLE PRECISION NOT NULL)"
+)
 
 
 def database_url() -> str:
