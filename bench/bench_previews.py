@@ -80,7 +80,8 @@ def main() -> None:
             print(f"run {run + 1}: envplane preview up {ours[-1]:.2f} s, "
                   f"compose up --wait {theirs[-1]:.2f} s")
         mine, base = statistics.median(ours), statistics.median(theirs)
-        print(f"preview up to healthy: median {mine:.2f} s; docker compose up -d --wait: median {base:.2f} s; "
+        print(f"preview up to healthy: median {mine:.2f} s; "
+              f"docker compose up -d --wait: median {base:.2f} s; "
               f"ratio {mine / base:.2f}")
 
         prs = list(range(101, 101 + args.many))
