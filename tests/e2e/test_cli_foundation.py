@@ -132,7 +132,7 @@ def test_init_writes_a_spec_from_compose_without_asking(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     spec = (tmp_path / "envplane.yaml").read_text()
     assert "app: shop" in spec and "public: {port: 80, path: /}" in spec
-    assert "db:" not in spec  # a data store is not public
+    assert "\n  db:" not in spec  # a data store is not public
     assert "is a data store" in done.stderr or "not public" in done.stderr
     again = envplane("init", "--app", "shop", "--domain", "shop.dev", cwd=tmp_path)
     assert again.returncode == 2 and "--force" in again.stderr

@@ -11,8 +11,16 @@ from rich.table import Table
 
 from envplane.errors import EnvplaneError
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+def _console(stderr: bool) -> Console:
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        # Piped into a file or another program: do not fold tables to 80 columns.
+        console = Console(stderr=stderr, highlight=False, soft_wrap=True, width=400)
+    return console
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
 
 
 def print_json(data: Any) -> None:
