@@ -11,6 +11,7 @@ from rich.table import Table
 
 from envplane.errors import EnvplaneError
 
+
 def _console(stderr: bool) -> Console:
     console = Console(stderr=stderr, highlight=False, soft_wrap=True)
     if not console.is_terminal:
