@@ -1,0 +1,231 @@
+"""The embedded secret store: one AES-256-GCM encrypted file per project.
+
+The whole document is encrypted at once, not each entry. The store holds a few
+kilobytes, so rewriting it is cheap, and in return paths and key names are hidden too,
+no entry can be swapped or rolled back on its own, and rotating the key is one rewrite.
+Every write draws a fresh random 96-bit nonce; the format header is the associated data,
+so a file of another format or version never decrypts as this one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import fcntl
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from envplane.backends.secrets.base import check_keys, full, relative, under
+from envplane.errors import BackendError
+from envplane.secret import Secret
+
+KEY_ENV = "ENVPLANE_SECRET_KEY"
+DATA_FILE = "secrets.enc"
+KEY_FILE = "secrets.key"
+NEXT_KEY_FILE = "secrets.key.next"  # exists only while rotate_key runs
+HEADER = b"envplane-secrets-v1\n"
+NONCE_BYTES = 12
+
+Document = dict[str, dict[str, str]]
+
+
+@dataclass(frozen=True)
+class DataKey:
+    raw: bytes = field(repr=False)
+    source: str  # where it came from, for error messages: the variable or the key file
+
+
+def new_key() -> Secret:
+    """A fresh key in the form ENVPLANE_SECRET_KEY takes: base64 of 32 random bytes."""
+    return Secret(base64.b64encode(os.urandom(32)).decode())
+
+
+def parse_key(text: Secret, source: str) -> DataKey:
+    try:
+        raw = base64.b64decode(text.reveal().strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise BackendError(f"{source} is not a key", "it must be the base64 of 32 bytes, e.g. "
+                           "python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'")
+    return DataKey(raw, source)
+
+
+def load_key(folder: Path, environ: Mapping[str, str]) -> DataKey:
+    """The key from ENVPLANE_SECRET_KEY, else from folder/secrets.key (created on first use)."""
+    if environ.get(KEY_ENV):
+        return parse_key(Secret(environ[KEY_ENV]), KEY_ENV)
+    path = folder / KEY_FILE
+    if not path.exists():
+        _create_key_file(path)
+    return parse_key(Secret(_read_private(path).decode()), str(path))
+
+
+def _create_key_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: when two processes start at once, one creates the key and the other reads it.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise BackendError(f"cannot create key file {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as out:
+        out.write(new_key().reveal() + "\n")
+
+
+def _read_private(path: Path) -> bytes:
+    try:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise BackendError(
+                f"key file {path} is readable by others (mode {stat.S_IMODE(mode):o})",
+                f"chmod 600 {path}",
+            )
+        return path.read_bytes()
+    except OSError as exc:
+        raise BackendError(f"cannot read key file {path}: {exc.strerror}") from None
+
+
+def encrypt(document: Document, key: DataKey) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    plain = json.dumps(document, sort_keys=True).encode()
+    return HEADER + nonce + AESGCM(key.raw).encrypt(nonce, plain, HEADER)
+
+
+def decrypt(blob: bytes, key: DataKey, file: Path) -> Document:
+    body = blob[len(HEADER):]
+    if not blob.startswith(HEADER) or len(body) <= NONCE_BYTES:
+        raise BackendError(f"{file} is not an envplane secret store", "restore it from a backup")
+    try:
+        plain = AESGCM(key.raw).decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], HEADER)
+    except InvalidTag:
+        raise BackendError(f"cannot decrypt {file}: wrong {KEY_ENV}?", _wrong_key_hint(key, file)) from None
+    document: Document = json.loads(plain)
+    return document
+
+
+def _wrong_key_hint(key: DataKey, file: Path) -> str:
+    if (file.parent / NEXT_KEY_FILE).exists():
+        return f"a key rotation was interrupted: the new key is in {file.parent / NEXT_KEY_FILE}"
+    return f"the key came from {key.source}; set {KEY_ENV} to the key this store was written with"
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write data to path atomically (temp file + rename), mode 0600."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+class FileSecretStore:
+    """Secrets in folder/secrets.enc, read and written whole under a lock."""
+
+    def __init__(self, folder: Path, key: DataKey) -> None:
+        self.folder = folder
+        self.file = folder / DATA_FILE
+        self._key = key
+
+    @classmethod
+    def open(cls, folder: Path, environ: Mapping[str, str]) -> FileSecretStore:
+        return cls(folder, load_key(folder, environ))
+
+    def __repr__(self) -> str:
+        return f"FileSecretStore({str(self.file)!r})"
+
+    def read(self, path: str) -> dict[str, Secret]:
+        values = self._load().get(relative(path), {})
+        return {key: Secret(value) for key, value in values.items()}
+
+    def write(self, path: str, values: Mapping[str, Secret]) -> None:
+        check_keys(path, values)
+        rel = relative(path)
+        with self._locked():
+            document = self._load()
+            merged = {**document.get(rel, {}), **{k: v.reveal() for k, v in values.items()}}
+            self._save({**document, rel: merged}, self._key)
+
+    def delete(self, path: str) -> None:
+        target = relative(path)
+        self._remove(lambda rel: rel == target)
+
+    def list(self, prefix: str) -> list[str]:
+        start = relative(prefix)
+        return sorted(full(rel) for rel in self._load() if under(rel, start))
+
+    def delete_tree(self, prefix: str) -> int:
+        start = relative(prefix)
+        return self._remove(lambda rel: under(rel, start))
+
+    def rotate_key(self, new: Secret) -> None:
+        """Re-encrypt everything with new; the old key no longer opens the store.
+
+        With a key file, the new key replaces it. With ENVPLANE_SECRET_KEY, set the
+        variable to the new key before the next run.
+        """
+        key = parse_key(new, "the new key")
+        with self._locked():
+            document = self._load()
+            if self._key.source == KEY_ENV:
+                self._save(document, key)
+                self._key = DataKey(key.raw, KEY_ENV)
+                return
+            # The new key is on disk before the data it opens: an interrupted rotation
+            # leaves secrets.key.next, which the wrong-key error points to.
+            next_file = self.folder / NEXT_KEY_FILE
+            write_private(next_file, new.reveal().encode() + b"\n")
+            self._save(document, key)
+            os.replace(next_file, self.folder / KEY_FILE)
+            self._key = DataKey(key.raw, self._key.source)
+
+    def _remove(self, doomed: Callable[[str], bool]) -> int:
+        with self._locked():
+            document = self._load()
+            gone = [rel for rel in document if doomed(rel)]
+            if gone:
+                self._save({rel: v for rel, v in document.items() if rel not in gone}, self._key)
+            return len(gone)
+
+    def _load(self) -> Document:
+        try:
+            blob = self.file.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise BackendError(f"cannot read {self.file}: {exc.strerror}") from None
+        return decrypt(blob, self._key, self.file)
+
+    def _save(self, document: Document, key: DataKey) -> None:
+        try:
+            write_private(self.file, encrypt(document, key))
+        except OSError as exc:
+            raise BackendError(f"cannot write {self.file}: {exc.strerror}") from None
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise read-merge-write across processes; readers need no lock (rename is atomic)."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            handle = open(self.folder / "secrets.lock", "a")  # noqa: SIM115
+        except OSError as exc:
+            raise BackendError(f"cannot lock {self.folder}: {exc.strerror}") from None
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
