@@ -218,14 +218,18 @@ class FileSecretStore:
         except OSError as exc:
             raise BackendError(f"cannot write {self.file}: {exc.strerror}") from None
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Serialise read-merge-write across processes; readers need no lock (rename is atomic)."""
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            handle = open(self.folder / "secrets.lock", "a")  # noqa: SIM115
-        except OSError as exc:
-            raise BackendError(f"cannot lock {self.folder}: {exc.strerror}") from None
-        with handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            yield
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return locked(self.folder / "secrets.lock")
+
+
+@contextlib.contextmanager
+def locked(lock_file: Path) -> Iterator[None]:
+    """Serialise read-merge-write across processes; readers need no lock (rename is atomic)."""
+    try:
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_file, "a")  # noqa: SIM115
+    except OSError as exc:
+        raise BackendError(f"cannot lock {lock_file}: {exc.strerror}") from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
