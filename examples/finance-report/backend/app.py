@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import sys
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -65,6 +66,17 @@ class Database:
 
 
 DB = Database(database_url())
+ENV = os.environ.get("DEPLOY_ENV", "unknown")
+
+
+def reason(exc: Exception) -> str:
+    """One line a person can act on, with the URL's password masked should a driver echo it."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    password = urllib.parse.urlsplit(DB.url).password
+    if password:
+        first = first.replace(password, "***")
+    return f"{type(exc).__name__}: {first}"[:300] if first else type(exc).__name__
 
 
 def log(**fields: Any) -> None:
@@ -78,7 +90,11 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/api/health":
             self.health()
         elif self.path == "/api/reports":
-            rows = DB.run("SELECT id, title, amount FROM reports ORDER BY id")
+            try:
+                rows = DB.run("SELECT id, title, amount FROM reports ORDER BY id")
+            except Exception as exc:
+                self.unavailable(exc)
+                return
             self.reply(200, [{"id": r[0], "title": r[1], "amount": r[2]} for r in rows])
         else:
             self.reply(404, {"error": "not found"})
@@ -93,7 +109,11 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, KeyError, TypeError):
             self.reply(400, {"error": "send {\"title\": str, \"amount\": number}"})
             return
-        DB.run("INSERT INTO reports (title, amount) VALUES (?, ?)", (title, amount))
+        try:
+            DB.run("INSERT INTO reports (title, amount) VALUES (?, ?)", (title, amount))
+        except Exception as exc:
+            self.unavailable(exc)
+            return
         self.reply(201, {"title": title, "amount": amount})
 
     def health(self) -> None:
@@ -101,12 +121,16 @@ class Handler(BaseHTTPRequestHandler):
             DB.migrate()
             [(one,)] = DB.run("SELECT 1")
             [(count,)] = DB.run("SELECT COUNT(*) FROM reports")
-        except Exception as exc:  # the health endpoint reports any failure as 503
-            self.reply(503, {"status": "error", "database": {"ok": False, "kind": DB.kind,
-                                                             "error": type(exc).__name__}})
+        except Exception as exc:  # any failure of the database is the answer, not a crash
+            self.unavailable(exc)
             return
-        self.reply(200, {"status": "ok", "env": os.environ.get("DEPLOY_ENV", "unknown"),
-                         "database": {"ok": one == 1, "kind": DB.kind, "reports": count}})
+        self.reply(200, {"status": "ok", "env": ENV, "database": {"ok": one == 1, "kind": DB.kind,
+                                                                  "reports": count}})
+
+    def unavailable(self, exc: Exception) -> None:
+        log(event="database error", path=self.path, error=reason(exc))
+        self.reply(503, {"status": "error", "env": ENV,
+                         "database": {"ok": False, "kind": DB.kind, "error": reason(exc)}})
 
     def reply(self, status: int, payload: Any) -> None:
         data = json.dumps(payload).encode()
@@ -116,8 +140,12 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        log(method=self.command, path=self.path, status=int(code) if str(code).isdigit() else code,
+            client=self.client_address[0])
+
     def log_message(self, format: str, *args: Any) -> None:
-        log(request=format % args)
+        log(message=format % args)
 
 
 def main() -> None:
@@ -127,8 +155,8 @@ def main() -> None:
     try:
         DB.migrate()
     except Exception as exc:  # start anyway; /api/health says what is wrong
-        log(event="database unavailable", error=type(exc).__name__)
-    log(event="listening", host=host, port=port, env=os.environ.get("DEPLOY_ENV"), database=DB.kind)
+        log(event="database unavailable", error=reason(exc))
+    log(event="listening", host=host, port=port, env=ENV, database=DB.kind)
     try:
         server.serve_forever()
     finally:
