@@ -14,6 +14,8 @@ wait_for() {
   done
 }
 
+# apt-get update only once per machine (and only when something is missing at all):
+# it is the slow part of an install on a fresh CI machine.
 apt_install() {
   if [[ ! -f /var/lib/apt/lists/.envplane-updated ]]; then
     apt-get update -qq >&2 && touch /var/lib/apt/lists/.envplane-updated
@@ -22,3 +24,10 @@ apt_install() {
 }
 
 repo_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
+
+# The repo's virtualenv, created and given the package (with the dev extras) when missing.
+ensure_venv() {
+  local root; root=$(repo_root)
+  [[ -x $root/.venv/bin/python ]] || python3 -m venv "$root/.venv" >&2
+  "$root/.venv/bin/python" -m pip install -q -e "$root[dev]" >&2
+}
