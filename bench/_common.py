@@ -1,0 +1,62 @@
+"""Timing helpers for the benchmarks: run a thing N times, print one line of figures.
+
+    from bench._common import bench, bench_command
+    bench("plan staging", lambda: actions.plan(...), runs=20)
+    bench_command("envplane --help", ["envplane", "--help"], runs=7)
+
+prints `name: median 12.3 ms (min 11.9, max 14.0, n=20)`. Benchmarks print figures;
+they never assert on them (timings belong in reports, not in tests).
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Timing:
+    name: str
+    millis: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.millis)
+
+    def line(self) -> str:
+        return (f"{self.name}: median {self.median:.1f} ms "
+                f"(min {min(self.millis):.1f}, max {max(self.millis):.1f}, n={len(self.millis)})")
+
+
+def measure(name: str, fn: Callable[[], object], runs: int = 7, warmup: int = 0) -> Timing:
+    """Call `fn` `warmup` times untimed (imports, caches), then `runs` times timed."""
+    if runs < 1:
+        raise ValueError("runs must be at least 1")
+    for _ in range(warmup):
+        fn()
+    millis = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        millis.append((time.perf_counter() - start) * 1000)
+    return Timing(name, tuple(millis))
+
+
+def bench(name: str, fn: Callable[[], object], runs: int = 7, warmup: int = 0) -> Timing:
+    """Time a callable and print its line."""
+    timing = measure(name, fn, runs, warmup)
+    print(timing.line(), flush=True)
+    return timing
+
+
+def bench_command(name: str, args: Sequence[str], runs: int = 7, warmup: int = 0,
+                  cwd: Path | str | None = None, env: dict[str, str] | None = None) -> Timing:
+    """Time a command, each run a new process; a failing run raises (a broken benchmark)."""
+    def once() -> None:
+        subprocess.run(list(args), cwd=cwd, env=env, check=True, capture_output=True)
+
+    return bench(name, once, runs, warmup)
