@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -87,6 +88,8 @@ class Applier:
                 write_atomic(file, to_yaml(render(target, self.project.compose[0].file.parent)))
             case "build":
                 self.runtime.build(target.project, file)
+            case "ports":
+                self._check_ports(target)
             case "start":
                 self.runtime.up(target.project, file)
             case "health":
@@ -109,6 +112,34 @@ class Applier:
                 )
         return "ok"
 
+    def _check_ports(self, target: Target) -> None:
+        """Fail before starting anything when another app, instance or program holds a port.
+
+        The isolation check covers this app's instances; this covers everything else
+        on the host (other apps' previews, a database someone started by hand).
+        """
+        for service in target.services:
+            for port in service.ports:
+                if port.published is None:
+                    continue
+                users = self.runtime.port_users(port.published, port.protocol)
+                others = [u for u in users if (u[1], u[2]) != (target.app, target.id)]
+                if others:
+                    name, app, instance = others[0]
+                    owner = f"app {app}, instance {instance}" if app else "not an envplane container"
+                    raise BackendError(
+                        f"host port {port.published}/{port.protocol} of {service.name} is taken by "
+                        f"container {name} ({owner})",
+                        f"free it, or set environments.{target.env.name}.ports.{service.name}."
+                        f"{port.target} (or port_base) in envplane.yaml",
+                    )
+                if not users and port.protocol == "tcp" and not port_free(port.published):
+                    raise BackendError(
+                        f"host port {port.published}/tcp of {service.name} is in use by another program",
+                        f"free it, or set environments.{target.env.name}.ports.{service.name}."
+                        f"{port.target} in envplane.yaml",
+                    )
+
     def down(self, target: Target, purge: bool) -> Leftovers:
         self.runtime.check()
         with self.lock(target):
@@ -122,6 +153,16 @@ class Applier:
             if purge:
                 remove_data_path(target)
         return left
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -151,6 +151,11 @@ def _compose_steps(target: Target, root: Path) -> list[Step]:
             Step("build", "run", "build the images of services with `build:`",
                  command=tuple(compose_cmd.build(target.project, file)))
         )
+    published = [p for s in target.services for p in s.ports if p.published is not None]
+    if published:
+        ports = ", ".join(f"{p.published}/{p.protocol}" for p in published)
+        steps.append(Step("ports", "check", "check that the instance's host ports are free "
+                          "(or already its own)", ports))
     steps.append(
         Step("start", "run", f"start Compose project {target.project}", target.project,
              command=tuple(compose_cmd.up(target.project, file)))

@@ -4,13 +4,16 @@
   moved on past the Compose ports when +10000 would land on one; `port_offset: 1`
   gives seed 003's table).
 - block: one PR of `test` gets `port_base + (pr - 1) * port_stride + slot`, so PR
-  instances never collide with each other, however many there are.
+  instances never collide with each other, however many there are. The default base
+  moves by a per-app step (0-4900, from the app's name) so that two apps on one host do
+  not both put their PR 1 on port 30000.
 - ephemeral: the engine picks a free port (CI runs).
 An explicit `environments.<env>.ports.<service>.<container port>` always wins.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -48,8 +51,13 @@ class PortError(ValueError):
         self.hint = hint
 
 
+def app_slot(app: str) -> int:
+    """A stable per-app shift of the PR block: a multiple of 100 from 0 to 4900."""
+    return (zlib.crc32(app.encode()) % 50) * 100
+
+
 def assign(
-    env: EnvConfig, requests: Sequence[PortRequest], pr: int | None
+    env: EnvConfig, requests: Sequence[PortRequest], pr: int | None, app: str = ""
 ) -> tuple[list[PortPlan], list[PortError]]:
     """Give every requested port its host port in `env`; collect what cannot be placed."""
     plans: list[PortPlan] = []
@@ -89,7 +97,8 @@ def assign(
                 )
             )
             continue
-        block_start = env.port_base + ((pr or 1) - 1) * env.port_stride
+        base = env.port_base + (app_slot(app) if env.port_base_auto else 0)
+        block_start = base + ((pr or 1) - 1) * env.port_stride
         port = block_start + slot
         slot += 1
         if port > 65535:
@@ -97,7 +106,7 @@ def assign(
                 PortError(
                     req,
                     f"PR {pr} has no room in the {env.name} port block "
-                    f"({env.port_base}-65535, {env.port_stride} per PR)",
+                    f"({base}-65535, {env.port_stride} per PR)",
                     f"lower environments.{env.name}.port_base or port_stride, "
                     "or set port_mode: ephemeral",
                 )

@@ -145,7 +145,7 @@ def _assemble(
     spec = project.spec
     services_data: dict[str, Any] = model.data.get("services", {})
     problems = _spec_services_problems(project, services_data)
-    ports, port_problems = _host_ports(env, instance, model, services_data)
+    ports, port_problems = _host_ports(spec.app, env, instance, model, services_data)
     problems += port_problems
     problems += _public_route_problems(project)
     slug = instance.id
@@ -276,7 +276,7 @@ def _public_route_problems(project: Project) -> list[Problem]:
 
 
 def _host_ports(
-    env: EnvConfig, instance: Instance, model: ComposeModel, services: Mapping[str, Any]
+    app: str, env: EnvConfig, instance: Instance, model: ComposeModel, services: Mapping[str, Any]
 ) -> tuple[list[PortPlan], list[Problem]]:
     requests = [
         PortRequest(name, index, m.target, m.published, m.protocol, m.host_ip)
@@ -284,7 +284,7 @@ def _host_ports(
         for index, raw in enumerate(svc.get("ports") or [])
         for m in parse_port(raw, model, ("services", name, "ports", index))
     ]
-    plans, errors = assign(env, requests, instance.pr)
+    plans, errors = assign(env, requests, instance.pr, app)
     problems = [_port_problem(model, err) for err in errors]
     problems += _same_host_port(model, plans)
     return plans, problems

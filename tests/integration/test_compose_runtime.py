@@ -8,51 +8,20 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import docker_engine, ensure_busybox_image, free_port_block, need
+from tests.support import busybox_app, docker_engine, ensure_busybox_image, free_port_block, need
 
 ENVPLANE = [sys.executable, "-m", "envplane"]
 
-COMPOSE = """\
-services:
-  web:
-    image: busybox:stable
-    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
-    ports: ["8080:8080"]
-    volumes: ["./www:/www:ro", "webdata:/data"]
-    init: true
-volumes:
-  webdata: {}
-"""
-
-
-def spec(app: str, base: int) -> str:
-    return f"""\
-app: {app}
-domain: example.com
-compose: compose.yaml
-services:
-  web:
-    public: 8080
-    health: /health.txt
-environments:
-  test:
-    port_base: {base}
-"""
-
-
 @pytest.fixture()
-def app(tmp_path: Path) -> Path:
+def app(tmp_path: Path) -> Iterator[Path]:
     need("a Docker engine", docker_engine(), "run scripts/services/docker.sh")
     ensure_busybox_image()
-    (tmp_path / "www").mkdir()
-    (tmp_path / "www" / "health.txt").write_text("ok\n")
-    (tmp_path / "compose.yaml").write_text(COMPOSE)
-    name = f"it{os.getpid() % 100000}"
-    (tmp_path / "envplane.yaml").write_text(spec(name, free_port_block()))
+    busybox_app(tmp_path, f"it{os.getpid() % 100000}", free_port_block())
     yield tmp_path
     for pr in ("1", "2", "3"):
         envplane("down", "test", "--pr", pr, "--purge", cwd=tmp_path, env={"DATA_PATH": ""})
@@ -195,3 +164,29 @@ def test_every_change_is_audited_and_the_chain_verifies(app: Path) -> None:
     assert [(r["actor"], r["action"], r["instance"], r["outcome"]) for r in rows][-2:] == [
         ("alice", "up", "pr-1", "ok"), ("alice", "purge", "pr-1", "ok")]
     assert envplane("audit", "verify", cwd=app).returncode == 0
+
+
+def test_a_port_held_by_another_program_stops_up_before_it_starts_anything(app: Path) -> None:
+    import socket
+
+    name = app_name(app)
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", base(app)))
+        holder.listen()
+        done = envplane("up", "test", "--pr", "1", cwd=app, env={"DATA_PATH": ""})
+    assert done.returncode == 1
+    assert f"host port {base(app)}/tcp of web is in use by another program" in done.stderr
+    assert labelled(name, "container", "pr-1") == []
+
+
+def test_a_port_held_by_another_app_is_named(app: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    other = busybox_app(tmp_path_factory.mktemp("other"), f"ot{os.getpid() % 100000}", base(app))
+    data = {"DATA_PATH": ""}
+    try:
+        assert envplane("up", "test", "--pr", "1", cwd=other, env=data).returncode == 0
+        done = envplane("up", "test", "--pr", "1", cwd=app, env=data)
+        assert done.returncode == 1
+        assert (f"is taken by container {app_name(other)}-web-pr-1 (app {app_name(other)}, instance pr-1)"
+                in done.stderr)
+    finally:
+        envplane("down", "test", "--pr", "1", "--purge", cwd=other, env=data)

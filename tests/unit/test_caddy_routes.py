@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from envplane.backends.routing.caddy import FALLBACK_ID, Route, ordered, routes_for
+from envplane.ports import app_slot
 from envplane.spec.load import load_project
 from envplane.target import resolve
 
@@ -21,9 +22,9 @@ def test_routes_follow_domain_paths_and_host_ports(tmp_path: Path) -> None:
     target = resolve(load_project(tmp_path / "envplane.yaml", {}), "test", pr=7)
     assert routes_for(target) == [
         Route("envplane/shop/pr-7/api", ("shop-pr-7.example.com", "shop-pr-7.localhost"), "/api",
-              "127.0.0.1:30060"),
+              f"127.0.0.1:{30000 + app_slot('shop') + 60}"),
         Route("envplane/shop/pr-7/web", ("shop-pr-7.example.com", "shop-pr-7.localhost"), "/",
-              "127.0.0.1:30061"),
+              f"127.0.0.1:{30000 + app_slot('shop') + 61}"),
     ]
 
 

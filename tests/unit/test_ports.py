@@ -81,3 +81,16 @@ def test_more_ports_than_the_stride_is_an_error() -> None:
     env = replace(LADDER["test"], port_stride=2)
     _, errors = assign(env, [req("a", 1, 1, 0), req("a", 2, 2, 1), req("a", 3, 3, 2)], 1)
     assert len(errors) == 1 and "port_stride=2" in errors[0].message
+
+
+def test_two_apps_put_their_pr_blocks_apart() -> None:
+    ports = [req("web", 80, 80)]
+    shop, _ = assign(LADDER["test"], ports, 1, "shop")
+    blog, _ = assign(LADDER["test"], ports, 1, "blog")
+    assert shop[0].published != blog[0].published
+    assert {shop[0].published, blog[0].published} <= set(range(30000, 35000, 100))
+
+
+def test_a_port_base_the_user_writes_is_kept() -> None:
+    env = replace(LADDER["test"], port_base=41000, port_base_auto=False)
+    assert [p.published for p in assign(env, [req("web", 80, 80)], 3, "shop")[0]] == [41020]

@@ -163,8 +163,7 @@ def plan(
 ) -> None:
     """Show the target and the steps `envplane up` would run. Changes nothing."""
     opts = _options(ctx, spec, as_json)
-    project = actions.open_project(opts.spec, os.environ)
-    target = actions.resolve_checked(project, actions.default_env(os.environ, env), pr, run)
+    project, target = _checked_target(opts, env, pr, run)
     the_plan = actions.plan(project, target)
     if opts.json:
         print_json(actions.plan_dict(the_plan))
@@ -177,6 +176,18 @@ def plan(
         what = step.description + (f" [dim]({step.reason})[/]" if step.reason else "")
         t.add_row(str(index), step.kind, action, what)
     out.print(t)
+
+
+def _checked_target(
+    opts: Options, env: str | None, pr: int | None, run: str | None
+) -> tuple[actions.Project, Target]:
+    """Load the spec and resolve one instance, checked against every other one known."""
+    from envplane.lifecycle import known_instances  # reads the state store only if it exists
+
+    project = actions.open_project(opts.spec, os.environ)
+    env_name = actions.default_env(os.environ, env)
+    known = known_instances(project, os.environ)
+    return project, actions.resolve_checked(project, env_name, pr, run, known)
 
 
 def _print_target(target: Target) -> None:
@@ -223,9 +234,7 @@ def render(
     spec: SpecOpt = None,
 ) -> None:
     """Write the Compose file of one env instance (stdout by default)."""
-    opts = _options(ctx, spec, False)
-    project = actions.open_project(opts.spec, os.environ)
-    target = actions.resolve_checked(project, actions.default_env(os.environ, env), pr, run)
+    project, target = _checked_target(_options(ctx, spec, False), env, pr, run)
     text = actions.render_text(project, target)
     for warning in target.warnings:
         output.err.print(f"[yellow]warning:[/] {warning}")

@@ -53,3 +53,9 @@ def remove_volumes(names: list[str]) -> list[str]:
 
 def logs(container: str, follow: bool) -> list[str]:
     return ["docker", "logs", *(["--follow"] if follow else []), "--tail", "200", container]
+
+
+def publishing(port: int, protocol: str) -> list[str]:
+    """Containers (any app, any state) that publish host port `port`."""
+    return ["docker", "ps", "--all", "--filter", f"publish={port}/{protocol}", "--format",
+            '{{.Names}}\t{{.Label "envplane.app"}}\t{{.Label "envplane.instance"}}']

@@ -31,6 +31,7 @@ class EnvConfig:
     port_offset: int = 0
     port_offset_auto: bool = False  # move past the Compose ports (see ports.py)
     port_base: int = 30000
+    port_base_auto: bool = False  # add a per-app slot so two apps' PR 1 differ (ports.py)
     port_stride: int = 10
     ports: Mapping[str, Mapping[int, int]] = field(default_factory=dict)
     volumes: VolumeMode = "named"
@@ -105,6 +106,7 @@ LADDER: Mapping[str, EnvConfig] = MappingProxyType(
             volumes="bind",
             port_mode="block",
             port_base=30000,
+            port_base_auto=True,
             port_stride=10,
             lifecycle="destroyed on PR close + TTL",
             ttl="7d",
@@ -191,6 +193,8 @@ def derive(name: str, base: EnvConfig, override: EnvSpec | None) -> EnvConfig:
     }
     if override.port_offset is not None:
         changes["port_offset_auto"] = False  # an offset the user wrote is kept as written
+    if override.port_base is not None:
+        changes["port_base_auto"] = False
     if name != base.name:
         changes = {**_derived_defaults(name, base), **changes}
     return replace(

@@ -36,6 +36,9 @@ class Runtime(Protocol):
 
     def up(self, project: str, file: Path) -> None: ...
 
+    def port_users(self, port: int, protocol: str) -> list[tuple[str, str, str]]:
+        """(container, app, instance) of every container publishing the host port."""
+
     def containers(self, app: str, instance: str) -> list[ContainerFact]:
         """The instance's containers, found by envplane's labels."""
 

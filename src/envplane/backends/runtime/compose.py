@@ -62,6 +62,16 @@ class ComposeRuntime:
     def up(self, project: str, file: Path) -> None:
         run(self._cmd(compose_cmd.up(project, str(file))), what=f"start {project}", timeout=900)
 
+    def port_users(self, port: int, protocol: str) -> list[tuple[str, str, str]]:
+        """(container, app, instance) of every container publishing the host port."""
+        listed = run(docker_cmd.publishing(port, protocol), what="docker ps").stdout
+        users = []
+        for line in listed.splitlines():
+            if line.strip():
+                name, app, instance = [*line.split("\t"), "", ""][:3]
+                users.append((name, app, instance))
+        return users
+
     def containers(self, app: str, instance: str) -> list[ContainerFact]:
         ids = parse_ps_lines(run(docker_cmd.containers(app, instance), what="docker ps").stdout)
         if not ids:
