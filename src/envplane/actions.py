@@ -108,7 +108,7 @@ def _find_compose(root: Path) -> Path:
     raise UsageError(f"no Compose file in {root}", "pass --compose path/to/compose.yaml")
 
 
-def plan(project: Project, target: Target, observed: Observed | None = None) -> Plan:
+def plan(project: Project, target: Target, observed: Observed | None = None, build: bool = False) -> Plan:
     if target.env.runtime == "process" and not any(s.dev for s in target.services):
         raise SpecError(
             [
@@ -120,7 +120,7 @@ def plan(project: Project, target: Target, observed: Observed | None = None) -> 
                 )
             ]
         )
-    return plan_up(target, project.root, observed)
+    return plan_up(target, project.root, observed, build)
 
 
 def render_text(project: Project, target: Target) -> str:

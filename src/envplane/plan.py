@@ -66,7 +66,9 @@ def compose_file(root: Path, target: Target) -> Path:
     return instance_dir(root, target) / "compose.yaml"
 
 
-def plan_up(target: Target, root: Path, observed: Observed | None = None) -> Plan:
+def plan_up(target: Target, root: Path, observed: Observed | None = None, build: bool = False) -> Plan:
+    """The steps of `up`. Like `docker compose up`, images are built when missing;
+    `build=True` (`up --build`, a new commit of a PR) rebuilds them first."""
     seen = observed or Observed()
     steps: list[Step] = [
         Step("isolation", "check", "check the isolation invariant against every other instance"),
@@ -77,7 +79,7 @@ def plan_up(target: Target, root: Path, observed: Observed | None = None) -> Pla
     if target.env.runtime == "process":
         steps += _process_steps(target)
     else:
-        steps += _compose_steps(target, root)
+        steps += _compose_steps(target, root, build)
     steps += _health_steps(target)
     if target.domain and target.env.runtime != "process" and target.public_urls():
         steps.append(
@@ -143,10 +145,10 @@ def _process_steps(target: Target) -> list[Step]:
     ]
 
 
-def _compose_steps(target: Target, root: Path) -> list[Step]:
+def _compose_steps(target: Target, root: Path, build: bool) -> list[Step]:
     file = str(compose_file(root, target))
     steps = [Step("render", "create", f"write the instance's Compose file {file}", file)]
-    if any("build" in svc for svc in target.compose.data.get("services", {}).values()):
+    if build and any("build" in svc for svc in target.compose.data.get("services", {}).values()):
         steps.append(
             Step("build", "run", "build the images of services with `build:`",
                  command=tuple(compose_cmd.build(target.project, file)))

@@ -11,7 +11,7 @@ import typer
 from envplane import actions
 from envplane.cli.main import JsonOpt, SpecOpt, _options, app
 from envplane.cli.output import err, out, print_json, table
-from envplane.cli.run_commands import NoWaitOpt, RefOpt, TimeoutOpt, do_down, do_up
+from envplane.cli.run_commands import BuildOpt, NoWaitOpt, RefOpt, TimeoutOpt, do_down, do_up
 from envplane.errors import EnvplaneError, UsageError
 
 previews = typer.Typer(help="Preview environments: one per pull request.", no_args_is_help=True)
@@ -25,14 +25,15 @@ def _project(ctx: typer.Context, spec: SpecOpt) -> actions.Project:
 
 
 @previews.command("up")
-def preview_up(ctx: typer.Context, pr: PrArg, ref: RefOpt = None, timeout: TimeoutOpt = 120.0,
-               no_wait: NoWaitOpt = False, spec: SpecOpt = None, as_json: JsonOpt = False) -> None:
+def preview_up(ctx: typer.Context, pr: PrArg, ref: RefOpt = None, build: BuildOpt = False,
+               timeout: TimeoutOpt = 120.0, no_wait: NoWaitOpt = False, spec: SpecOpt = None,
+               as_json: JsonOpt = False) -> None:
     """Create or update the preview of a pull request."""
     from envplane import preview
 
     project = _project(ctx, spec)
     do_up(project, preview.preview_env(project.envs), pr, None, ref, timeout, no_wait,
-          _options(ctx, spec, as_json).json)
+          _options(ctx, spec, as_json).json, build)
 
 
 @previews.command("down")
@@ -138,7 +139,8 @@ def webhook_command(
     def runner(action: webhook.Action) -> None:
         assert action.pr is not None
         if action.kind == "up":
-            do_up(project, env, action.pr, None, action.ref, timeout, False, False)
+            # a new commit of the PR: rebuild its images
+            do_up(project, env, action.pr, None, action.ref, timeout, False, False, build=True)
         elif action.kind == "close":
             if instances.get_instance(session.store, project.app, env, f"pr-{action.pr}") is not None:
                 instances.mark_closed(session.store, project.app, env, f"pr-{action.pr}")

@@ -50,6 +50,7 @@ NoWaitOpt = Annotated[
     bool, typer.Option("--no-wait", help="Fail at once when another operation holds the instance.")
 ]
 RefOpt = Annotated[str | None, typer.Option("--ref", help="Git ref being deployed (recorded).")]
+BuildOpt = Annotated[bool, typer.Option("--build", help="Rebuild images first (else only missing ones).")]
 
 
 def _session(project: actions.Project, no_wait: bool) -> lifecycle.Session:
@@ -69,6 +70,7 @@ def up(
     pr: PrOpt = None,
     run: RunOpt = None,
     ref: RefOpt = None,
+    build: BuildOpt = False,
     timeout: TimeoutOpt = 120.0,
     no_wait: NoWaitOpt = False,
     spec: SpecOpt = None,
@@ -77,16 +79,16 @@ def up(
     """Bring an env instance up and wait until every service is healthy."""
     opts = _options(ctx, spec, as_json)
     project = actions.open_project(opts.spec, os.environ)
-    do_up(project, actions.default_env(os.environ, env), pr, run, ref, timeout, no_wait, opts.json)
+    do_up(project, actions.default_env(os.environ, env), pr, run, ref, timeout, no_wait, opts.json, build)
 
 
 def do_up(project: actions.Project, env_name: str, pr: int | None, run: str | None, ref: str | None,
-          timeout: float, no_wait: bool, as_json: bool) -> None:
+          timeout: float, no_wait: bool, as_json: bool, build: bool = False) -> None:
     from envplane import lifecycle
 
     known = lifecycle.known_instances(project, os.environ)
     target = actions.resolve_checked(project, env_name, pr, run, known)
-    plan = actions.plan(project, target)
+    plan = actions.plan(project, target, build=build)
     if target.env.runtime == "process":
         _run_processes(project.root, target, timeout)
         return

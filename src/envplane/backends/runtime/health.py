@@ -66,6 +66,7 @@ def wait_healthy(
     """Return when every check passes; raise BackendError naming the ones that did not."""
     deadline = clock() + timeout
     pending = {c.service: c for c in checks}
+    pause = 0.1  # poll fast while a service is likely about to answer, then back off
     last: dict[str, str] = {}
     while pending:
         facts = {c.service: c for c in containers()}
@@ -83,7 +84,8 @@ def wait_healthy(
                 f"not healthy after {timeout:.0f} s: {detail}",
                 "look at `envplane logs ENV SERVICE` for why",
             )
-        sleep(0.5)
+        sleep(pause)
+        pause = min(pause * 1.5, 1.0)
 
 
 def _one(check: HealthCheck, fact: ContainerFact | None) -> tuple[bool, str]:
