@@ -1,57 +1,109 @@
 #!/usr/bin/env bash
-# THE demo command (README.md): set up .venv with envplane, then run examples/finance-report
-# on the embedded defaults (env local: processes, SQLite, no Docker), and on Docker when an
-# engine answers (env docker, then a preview env for PR 7, verified and torn down).
+# THE demo command (README.md): set up .venv with envplane, then show examples/finance-report
+# on the ladder: its environments, the staging plan and Compose file, env local (processes,
+# SQLite, no Docker), and, when a Docker engine answers, env docker and a PR preview behind
+# the local proxy, verified and torn down. Steps whose command this envplane lacks are skipped.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 ROOT=$PWD
 
-[[ -x .venv/bin/python ]] || python3 -m venv .venv
-.venv/bin/python -m pip install -q -e '.[dev]'
+ensure_venv
 export PATH="$ROOT/.venv/bin:$PATH"
 cd examples/finance-report
 
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 run() { say "$*"; "$@"; }
 get() { say "curl $1"; curl -fsS "$1"; echo; }
+# Typer exits 2 for a command it does not know.
+has() { envplane "$@" --help >/dev/null 2>&1; }
+skip() { printf '\n(skipped: this envplane has no `envplane %s`)\n' "$*"; }
 
-run envplane envs
-run envplane plan staging
-say "envplane render test --pr 7 | head -25"
-envplane render test --pr 7 | head -25
+# The host port of SERVICE's container port TARGET in ENV, from the plan (no hard-coded ports).
+port_of() {
+  envplane plan "$1" --json | python3 -c '
+import json, sys
+service, target = sys.argv[1], int(sys.argv[2])
+for s in json.load(sys.stdin)["target"]["services"]:
+    for p in s["ports"] if s["name"] == service else []:
+        if p["target"] == target or p.get("compose") == target:
+            print(p["published"])
+            raise SystemExit
+raise SystemExit(f"no port {target} for {service}")' "$2" "$3"
+}
 
-say "envplane up local   (processes, SQLite under .envplane/data/local; Ctrl-C would stop it)"
-envplane up local --timeout 30 &
-local_pid=$!
-wait_for 30 curl -fsS http://127.0.0.1:3000/api/health || { log "local env did not come up"; kill -INT $local_pid; exit 1; }
-get http://127.0.0.1:3000/api/health
-say "curl -X POST http://127.0.0.1:3000/api/reports"
-curl -fsS -X POST -d '{"title": "Q3 close", "amount": 1250.5}' http://127.0.0.1:3000/api/reports; echo
-get http://127.0.0.1:8000/api/reports
-kill -INT $local_pid
-wait $local_pid || true
+demo_plan() {
+  if has envs; then run envplane envs; else skip envs; fi
+  if has plan; then run envplane plan staging; else skip plan; fi
+  if has render; then
+    say "envplane render staging -o - | head -40"
+    envplane render staging -o - | head -40
+  else
+    skip render
+  fi
+}
 
-if ! docker info >/dev/null 2>&1; then
+demo_local() {
+  has up || { skip up; return 0; }
+  local backend frontend pid
+  backend=$(port_of local backend 8000) frontend=$(port_of local frontend 8080)
+  say "envplane up local &   (processes, SQLite under .envplane/data/local; Ctrl-C stops it)"
+  envplane up local --timeout 30 &
+  pid=$!
+  if ! wait_for 30 curl -fsS "http://127.0.0.1:$frontend/api/health"; then
+    log "env local did not come up"; kill -INT "$pid"; wait "$pid" || true; return 1
+  fi
+  get "http://127.0.0.1:$frontend/api/health"
+  say "curl -X POST http://127.0.0.1:$frontend/api/reports -d '{\"title\": \"Q3 close\", \"amount\": 1250.5}'"
+  curl -fsS -X POST -d '{"title": "Q3 close", "amount": 1250.5}' "http://127.0.0.1:$frontend/api/reports"; echo
+  get "http://127.0.0.1:$backend/api/reports"
+  kill -INT "$pid"
+  wait "$pid" || true
+}
+
+PR_DATA=$PWD/.envplane/data/pr-7   # a preview's default data path is a server's /data/test
+
+# Runs on any exit once Docker is in use, so a failed step never leaves the demo's envs behind.
+teardown_docker() {
+  trap - EXIT
+  if has preview && has proxy; then
+    say "DATA_PATH=.envplane/data/pr-7 envplane preview down --pr 7"
+    DATA_PATH=$PR_DATA envplane preview down --pr 7 || true
+    run envplane proxy down || true
+  fi
+  run envplane down docker --purge || true
+}
+
+demo_docker() {
+  bash "$ROOT/scripts/services/docker.sh" | tail -n 1 >/dev/null   # Compose v2 plugin if missing
+  bash "$ROOT/scripts/images.sh"                                   # the base images, no registry
+  trap teardown_docker EXIT
+  run envplane up docker
+  get "http://127.0.0.1:$(port_of docker backend 8000)/api/health"
+  if has preview && has proxy; then
+    run envplane proxy up
+    say "DATA_PATH=.envplane/data/pr-7 envplane preview up --pr 7"
+    DATA_PATH=$PR_DATA envplane preview up --pr 7
+    say "curl -H 'Host: report-pr-7.localhost' http://127.0.0.1:8088/api/health"
+    curl -fsS -H 'Host: report-pr-7.localhost' http://127.0.0.1:8088/api/health; echo
+  fi
+  if has status; then run envplane status; fi
+  # verify looks at the whole host: another app's leftovers are shown, not fatal to the demo.
+  if has verify; then run envplane verify || printf '(verify found the violations above)\n'; fi
+  teardown_docker
+  if has audit; then
+    run envplane audit log
+    run envplane audit verify
+  fi
+}
+
+demo_plan
+demo_local
+if ! has up; then
+  printf '\nThis envplane cannot run environments yet: the demo stops after the plan.\n'
+elif ! docker info >/dev/null 2>&1; then
   printf '\nNo Docker engine answers here: the demo stops after the local env.\n'
   printf 'Start one (bash scripts/services/docker.sh) to see the docker and preview envs too.\n'
-  exit 0
+else
+  demo_docker
 fi
-bash "$ROOT/scripts/services/docker.sh" | tail -n 1 >/dev/null   # Compose v2 plugin if missing
-bash "$ROOT/scripts/images.sh"
-export DATA_PATH_PR="$PWD/.envplane/data"
-run envplane up docker
-get http://127.0.0.1:18000/api/health
-run envplane proxy up
-say "DATA_PATH=.envplane/data/pr-7 envplane preview up --pr 7"
-DATA_PATH="$DATA_PATH_PR/pr-7" envplane preview up --pr 7
-say "curl -H 'Host: report-pr-7.localhost' http://127.0.0.1:8088/api/health"
-curl -fsS -H 'Host: report-pr-7.localhost' http://127.0.0.1:8088/api/health; echo
-run envplane status
-run envplane verify
-say "envplane preview down --pr 7"
-DATA_PATH="$DATA_PATH_PR/pr-7" envplane preview down --pr 7
-run envplane down docker --purge
-run envplane proxy down
-run envplane audit log
-run envplane audit verify
