@@ -47,7 +47,8 @@ def app(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     spec = folder / "envplane.yaml"
     base = free_port_block(60)
     # Ports from a free block, so this test runs beside others (and a real staging) on one host.
-    spec.write_text(spec.read_text().replace("app: finance-report", f"app: {name}") + (
+    text = spec.read_text().replace("app: finance-report", f"app: {name}").replace("prefix: report", f"prefix: {name}")
+    spec.write_text(text + (
         "environments:\n"
         f"  test:\n    port_base: {base}\n"
         f"  staging:\n    ports:\n      backend: {{8000: {base + 40}}}\n      frontend: {{8080: {base + 41}}}\n"
@@ -106,8 +107,8 @@ def test_docker_staging_and_two_previews_side_by_side(app: tuple[Path, dict[str,
                         env={**proxy_env, "DATA_PATH": str(data / f"pr-{pr}")})
             assert again.returncode == 0, again.stderr
         url = f"http://127.0.0.1:{listen}/api/health"
-        assert get(url, "report-pr-21.localhost")["env"] == "test"
-        assert get(url, "report-pr-22.example.com")["status"] == "ok"
+        assert get(url, f"{name}-pr-21.localhost")["env"] == "test"
+        assert get(url, f"{name}-pr-22.example.com")["status"] == "ok"
         for pr in (21, 22):
             down = cli("preview", "down", "--pr", str(pr), cwd=folder,
                        env={**proxy_env, "DATA_PATH": str(data / f"pr-{pr}")})
