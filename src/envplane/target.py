@@ -21,7 +21,7 @@ from envplane.names import Instance, bucket_name, container_name, fill, run_id, 
 from envplane.ports import PortError, PortPlan, PortRequest, assign
 from envplane.spec.ladder import EnvConfig
 from envplane.spec.load import Project
-from envplane.spec.models import PublicRoute
+from envplane.spec.models import PublicRoute, Resources
 
 LABEL_APP = "envplane.app"
 LABEL_ENV = "envplane.env"
@@ -39,6 +39,7 @@ class ServiceTarget:
     health: str | None
     dev: str | None
     dev_cwd: str | None
+    uses: tuple[str, ...]
     secret_path: str
     env: Mapping[str, str]
 
@@ -56,6 +57,7 @@ class Target:
     role: str | None
     bucket: str | None
     redis_prefix: str | None
+    resources: Resources
     networks: Mapping[str, str]
     volumes: Mapping[str, str]  # Compose volume key -> concrete name
     volume_paths: Mapping[str, str]  # Compose volume key -> bind path, when volumes: bind
@@ -172,6 +174,7 @@ def _assemble(
                 health=svc_spec.health if svc_spec else None,
                 dev=svc_spec.dev if svc_spec else None,
                 dev_cwd=svc_spec.dev_cwd if svc_spec else None,
+                uses=tuple(svc_spec.uses) if svc_spec else (),
                 secret_path=f"{secrets_prefix}/{name}",
                 env=env_vars,
             )
@@ -193,6 +196,7 @@ def _assemble(
         role=sql_identifier(spec.app, slug) if resources.postgres else None,
         bucket=bucket_name(spec.app, slug) if resources.s3 else None,
         redis_prefix=f"{spec.app}:{slug}:" if resources.redis else None,
+        resources=resources,
         networks=networks,
         volumes=volumes,
         volume_paths={k: str(PurePosixPath(data_path) / k) for k in volumes}
