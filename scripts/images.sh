@@ -109,6 +109,10 @@ build_python() {
   log "built $tag from the host's python3.11 in $((SECONDS - start)) s"
 }
 
+# Test workers call this at once: one builds, the others wait and then find the image.
+exec 9>"${TMPDIR:-/tmp}/envplane-images.lock"
+flock 9
+
 wanted=("$@")
 ((${#wanted[@]})) || wanted=(busybox python)
 for name in "${wanted[@]}"; do
