@@ -10,8 +10,8 @@ PORT="${ENVPLANE_TEST_S3_PORT:-18333}"
 ENDPOINT="http://127.0.0.1:$PORT"
 ACCESS_KEY="${ENVPLANE_TEST_S3_ACCESS_KEY:-envplane-admin}"
 SECRET_KEY="${ENVPLANE_TEST_S3_SECRET_KEY:-envplane-admin-secret}"
-PYTHON=.venv/bin/python
-WEED=.venv/bin/weed
+PYTHON="$PWD/.venv/bin/python"
+WEED="$PWD/.venv/bin/weed"
 HOME_DIR="${TMPDIR:-/tmp}/envplane-seaweedfs"
 LOG="$HOME_DIR/weed.log"
 
@@ -52,6 +52,9 @@ write_config() {
 }
 JSON
   chmod 600 "$HOME_DIR/s3.json"
+  # Every bucket is a collection that grows 7 volumes by default; one each keeps
+  # hundreds of test buckets within -volume.max.
+  printf '[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 2\ncopy_3 = 3\ncopy_other = 1\n' >"$HOME_DIR/master.toml"
 }
 
 start() {
@@ -59,9 +62,10 @@ start() {
   data="$(mktemp -d "$HOME_DIR/data.XXXXXX")"
   log "starting weed server, S3 on $ENDPOINT (data: $data, log: $LOG)"
   # weed ignores SIGTERM: stop it with `kill -9 $(cat $HOME_DIR/weed.pid)`.
+  cd "$HOME_DIR"  # weed reads master.toml from its working folder
   nohup "$WEED" server -dir="$data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -master.port=19333 -volume.port=18081 -filer -filer.port=18888 \
-    -s3 -s3.port="$PORT" -s3.config="$HOME_DIR/s3.json" -volume.max=5 \
+    -s3 -s3.port="$PORT" -s3.config="$HOME_DIR/s3.json" -volume.max=1000 -master.volumeSizeLimitMB=64 \
     >"$LOG" 2>&1 </dev/null &
   echo $! >"$HOME_DIR/weed.pid"
   disown

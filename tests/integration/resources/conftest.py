@@ -14,6 +14,8 @@ import psycopg
 import pytest
 
 from envplane.backends.database.postgres import PostgresDatabases
+from envplane.backends.objects.s3 import S3Store
+from envplane.errors import BackendError
 from envplane.secret import Secret
 from tests.support import need
 
@@ -36,10 +38,31 @@ def _postgres_answers(url: str) -> bool:
 @pytest.fixture
 def postgres_url() -> Secret:
     url = os.environ.get(POSTGRES, "")
-    need("PostgreSQL", bool(url) and _postgres_answers(url), f"eval $(bash scripts/services/postgres.sh | tail -1) sets {POSTGRES}")
+    need("PostgreSQL", bool(url) and _postgres_answers(url),
+         f"eval $(bash scripts/services/postgres.sh | tail -1) sets {POSTGRES}")
     return Secret(url)
 
 
 @pytest.fixture
 def postgres(postgres_url: Secret) -> PostgresDatabases:
     return PostgresDatabases(postgres_url)
+
+
+def _s3_answers(store: S3Store) -> bool:
+    try:
+        store.observe("envplane-probe")
+    except BackendError:
+        return False
+    return True
+
+
+@pytest.fixture
+def s3() -> S3Store:
+    endpoint = os.environ.get("ENVPLANE_TEST_S3_ENDPOINT", "")
+    access = os.environ.get("ENVPLANE_TEST_S3_ACCESS_KEY", "")
+    secret = Secret(os.environ.get("ENVPLANE_TEST_S3_SECRET_KEY", ""))
+    store = S3Store(endpoint, access, secret) if endpoint else None
+    need("S3 (SeaweedFS)", store is not None and _s3_answers(store),
+         "eval $(bash scripts/services/seaweedfs.sh | tail -1) sets ENVPLANE_TEST_S3_*")
+    assert store is not None
+    return store
