@@ -12,7 +12,9 @@ import uuid
 
 import psycopg
 import pytest
+import redis
 
+from envplane.backends.cache.redis import RedisUsers
 from envplane.backends.database.postgres import PostgresDatabases
 from envplane.backends.objects.s3 import S3Store
 from envplane.errors import BackendError
@@ -66,3 +68,23 @@ def s3() -> S3Store:
          "eval $(bash scripts/services/seaweedfs.sh | tail -1) sets ENVPLANE_TEST_S3_*")
     assert store is not None
     return store
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=3).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture
+def redis_url() -> Secret:
+    url = os.environ.get("ENVPLANE_TEST_REDIS_URL", "")
+    need("Redis", bool(url) and _redis_answers(url),
+         "eval $(bash scripts/services/redis.sh | tail -1) sets ENVPLANE_TEST_REDIS_URL")
+    return Secret(url)
+
+
+@pytest.fixture
+def redis_users(redis_url: Secret) -> RedisUsers:
+    return RedisUsers(redis_url)
