@@ -12,7 +12,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +21,11 @@ from envplane.backends.routing.caddy import CaddyAdmin
 from envplane.backends.runtime.base import Leftovers, Runtime
 from envplane.backends.runtime.compose import ComposeRuntime
 from envplane.backends.runtime.health import checks_for, wait_healthy
+from envplane.backends.secrets import open_secret_store
 from envplane.compose.render import render, to_yaml
 from envplane.errors import BackendError
 from envplane.plan import Plan, Step, compose_file, instance_dir
+from envplane.provision import Provisioner, Servers, write_env_file
 from envplane.spec.load import Project
 from envplane.target import Target
 
@@ -41,9 +43,11 @@ class Outcome:
 class Applier:
     project: Project
     runtime: Runtime = field(default_factory=ComposeRuntime)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     on_step: StepHook = lambda step, state, seconds: None
     lock: LockFactory = lambda target: nullcontext()
     health_timeout: float = 120.0
+    _provisioners: dict[str, Provisioner] = field(default_factory=dict)
 
     def up(self, plan: Plan) -> Outcome:
         target = plan.target
@@ -84,8 +88,14 @@ class Applier:
                 return "ok"  # checked when the plan was made; recorded by the caller
             case "directory":
                 Path(step.resource).mkdir(parents=True, exist_ok=True)
+            case "secrets" | "database" | "sqlite" | "bucket" | "cache":
+                self._provision(target, step.kind)
+            case "envfile":
+                for service, path in env_files(self.project.root, target).items():
+                    write_env_file(Path(path), self._provisioner(target).variables(target.service(service)))
             case "render":
-                write_atomic(file, to_yaml(render(target, self.project.compose[0].file.parent)))
+                base = self.project.compose[0].file.parent
+                write_atomic(file, to_yaml(render(target, base, env_files(self.project.root, target))))
             case "build":
                 self.runtime.build(target.project, file)
             case "ports":
@@ -111,6 +121,27 @@ class Applier:
                     "provisioning of databases, buckets, caches and secrets is not built yet",
                 )
         return "ok"
+
+    def _provisioner(self, target: Target) -> Provisioner:
+        if self._provisioners.get(target.id) is None:
+            self._provisioners[target.id] = Provisioner(
+                target, Servers.from_environ(self.environ),
+                open_secret_store(None, self.project.root, self.environ), self.project.root)
+        return self._provisioners[target.id]
+
+    def _provision(self, target: Target, kind: str) -> None:
+        p = self._provisioner(target)
+        if kind == "secrets":
+            if target.database:
+                p.password("postgres")
+            if target.redis_prefix:
+                p.password("redis")
+        elif kind in ("database", "sqlite"):
+            p.database()
+        elif kind == "bucket":
+            p.bucket()
+        else:
+            p.cache()
 
     def _check_ports(self, target: Target) -> None:
         """Fail before starting anything when another app, instance or program holds a port.
@@ -151,8 +182,19 @@ class Applier:
             if folder.exists():
                 shutil.rmtree(folder)
             if purge:
+                if target.database or target.bucket or target.redis_prefix:
+                    # resources, then the instance's secrets (an app without resources has none)
+                    self._provisioner(target).purge()
                 remove_data_path(target)
         return left
+
+
+def env_files(root: Path, target: Target) -> dict[str, str]:
+    """service -> the env file of its resource variables, for services that use resources."""
+    if target.env.runtime == "process":
+        return {}
+    folder = instance_dir(root, target)
+    return {s.name: str(folder / f"{s.name}.env") for s in target.services if s.uses}
 
 
 def port_free(port: int) -> bool:

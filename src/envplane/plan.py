@@ -98,21 +98,22 @@ def _directories(target: Target, seen: Observed) -> list[Step]:
 
 
 def _resources(target: Target, seen: Observed) -> list[Step]:
+    """Secrets first (the role and the Redis user are created with them), then each resource."""
     local = target.env.runtime == "process"
+    prefix = target.secrets_prefix
     steps: list[Step] = []
-    if target.database and target.role:
+    if not local and (target.database or target.redis_prefix):
+        steps.append(_ensure(seen, "secrets", prefix, f"generate the missing passwords under {prefix}/",
+                             f"passwords under {prefix}/ exist"))
+    if target.database:
         if local:
-            steps.append(
-                _ensure(seen, "sqlite", target.database,
-                        f"create SQLite database {target.database}.db in the data folder",
-                        f"SQLite database {target.database}.db exists")
-            )
+            steps.append(_ensure(seen, "sqlite", target.database,
+                                 f"create SQLite database {target.database}.db in the data folder",
+                                 f"SQLite database {target.database}.db exists"))
         else:
-            steps.append(_ensure(seen, "role", target.role, f"create role {target.role}",
-                                 f"role {target.role} exists"))
             steps.append(_ensure(seen, "database", target.database,
-                                 f"create database {target.database} owned by {target.role}",
-                                 f"database {target.database} exists"))
+                                 f"create role and database {target.database} (the role owns it)",
+                                 f"role and database {target.database} exist"))
     if target.bucket:
         what = "folder" if local else "bucket"
         steps.append(_ensure(seen, "bucket", target.bucket, f"create {what} {target.bucket}",
@@ -121,13 +122,10 @@ def _resources(target: Target, seen: Observed) -> list[Step]:
         steps.append(_ensure(seen, "cache", target.redis_prefix,
                              f"create Redis user limited to keys {target.redis_prefix}*",
                              f"Redis user for {target.redis_prefix}* exists"))
-    needs_secrets = any(s.secret_path for s in target.services) and (
-        target.database or target.bucket or target.redis_prefix
-    )
-    if needs_secrets:
-        steps.append(_ensure(seen, "secrets", target.secrets_prefix,
-                             f"store generated secrets under {target.secrets_prefix}/",
-                             f"secrets under {target.secrets_prefix}/ exist"))
+    users = [s.name for s in target.services if s.uses]
+    if users and not local:
+        steps.append(Step("envfile", "create", "write the connection variables of "
+                          + ", ".join(users) + " to env files only the owner can read"))
     return steps
 
 

@@ -24,6 +24,7 @@ from envplane.commands import docker as docker_cmd
 from envplane.errors import UsageError
 from envplane.plan import Step
 from envplane.run import stream
+from envplane.secret import Secret
 from envplane.target import LABEL_ENV, LABEL_INSTANCE, LABEL_SERVICE, Target, resolve
 
 if TYPE_CHECKING:  # the state store loads SQLAlchemy: only commands that use it pay for it
@@ -118,8 +119,8 @@ def _run_processes(root: Path, target: Target, timeout: float) -> None:
     def printer(service: str, colour: str, line: str) -> None:
         out.print(f"[{colour}]{service:>10} |[/] {escape(line)}")
 
-    supervisor = ProcessSupervisor(target, root, printer)
     Path(target.data_path).mkdir(parents=True, exist_ok=True)
+    supervisor = ProcessSupervisor(target, root, printer, resources=_local_resources(root, target))
     stop = threading.Event()
 
     healthy = threading.Event()
@@ -143,6 +144,26 @@ def _run_processes(root: Path, target: Target, timeout: float) -> None:
     finally:
         supervisor.stop()
         err.print("stopped")
+
+
+def _local_resources(root: Path, target: Target) -> dict[str, dict[str, str]]:
+    """Env local's embedded resources: a SQLite file and a folder per bucket, no servers."""
+    if not (target.database or target.bucket):
+        return {}
+    from envplane.backends.secrets import open_secret_store
+    from envplane.provision import Provisioner, Servers
+
+    provisioner = Provisioner(target, Servers(), open_secret_store(None, root, os.environ), root)
+    provisioner.database()
+    provisioner.bucket()
+    for change in provisioner.changes:
+        if change.action != "noop":
+            err.print(f"[green]✓[/] {escape(str(change))}")
+    # A local process gets its variables in its environment; nothing here is a secret
+    # (a SQLite path, a folder), but reveal() keeps the one code path for both kinds.
+    return {s.name: {k: v.reveal() if isinstance(v, Secret) else v
+                     for k, v in provisioner.variables(s).items()}
+            for s in target.services if s.uses}
 
 
 def _print_addresses_local(target: Target) -> None:

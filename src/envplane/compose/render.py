@@ -25,11 +25,18 @@ from envplane.ports import PortPlan
 from envplane.target import LABEL_SERVICE, ServiceTarget, Target
 
 
-def render(target: Target, project_dir: Path) -> dict[str, Any]:
+def render(target: Target, project_dir: Path, env_files: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`env_files` maps a service to the env file holding its resource variables: the
+    rendered file names the file, never a value in it."""
     data = copy.deepcopy(target.compose.data)
     services: dict[str, Any] = data.get("services", {})
     for service in target.services:
-        services[service.name] = _service(target, service, services[service.name], project_dir)
+        svc = _service(target, service, services[service.name], project_dir)
+        if env_files and service.name in env_files:
+            svc["env_file"] = [*_as_list(svc.get("env_file")), env_files[service.name]]
+            # Resource servers on this host are reached as host.docker.internal.
+            svc["extra_hosts"] = [*_as_list(svc.get("extra_hosts")), "host.docker.internal:host-gateway"]
+        services[service.name] = svc
     out: dict[str, Any] = {"name": target.project}
     out.update({k: v for k, v in data.items() if k not in ("name", "version")})
     out["services"] = services
@@ -73,6 +80,14 @@ def _service(target: Target, service: ServiceTarget, raw: dict[str, Any], root: 
     if "env_file" in svc:
         svc["env_file"] = _env_files(svc["env_file"], root)
     return svc
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        return [f"{k}:{v}" for k, v in value.items()]
+    return list(value) if isinstance(value, list) else [value]
 
 
 def _port(plan: PortPlan) -> dict[str, Any]:

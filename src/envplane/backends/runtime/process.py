@@ -45,7 +45,9 @@ Printer = Callable[[str, str, str], None]  # (service, colour, line)
 
 class ProcessSupervisor:
     def __init__(self, target: Target, root: Path, printer: Printer,
-                 base_env: Mapping[str, str] | None = None) -> None:
+                 base_env: Mapping[str, str] | None = None,
+                 resources: Mapping[str, Mapping[str, str]] | None = None) -> None:
+        """`resources`: per service, the variables of the resources it uses (DATABASE_URL, ...)."""
         environ = dict(base_env if base_env is not None else os.environ)
         self.printer = printer
         self.stopping = threading.Event()
@@ -54,7 +56,7 @@ class ProcessSupervisor:
                 name=s.name,
                 command=str(s.dev),
                 cwd=root / s.dev_cwd if s.dev_cwd else root,
-                env={**environ, **s.env},
+                env={**environ, **s.env, **(resources or {}).get(s.name, {})},
                 colour=COLOURS[i % len(COLOURS)],
             )
             for i, s in enumerate(target.services)

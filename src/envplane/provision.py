@@ -1,0 +1,208 @@
+"""Per-instance resources: generated secrets, database, bucket, cache, and the variables
+that carry them to each service (seed 000 §6.2: "if the secret is not in Vault, create
+the bucket, create the Postgres user, store the secrets, deploy").
+
+Which server backs each resource is decided once, from the environment (`Servers`);
+each step looks before it acts, so `up` after a failure converges.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from envplane.backends.database.change import Change
+from envplane.backends.secrets.base import SecretStore
+from envplane.backends.secrets.generate import new_password
+from envplane.errors import BackendError
+from envplane.secret import Secret
+from envplane.spec.models import Resources
+
+if TYPE_CHECKING:  # the drivers load only when a resource needs them
+    from envplane.backends.cache.redis import RedisUsers
+    from envplane.backends.database.postgres import PostgresDatabases
+    from envplane.backends.objects.s3 import S3Store
+from envplane.target import ServiceTarget, Target
+
+
+@dataclass(frozen=True)
+class Servers:
+    """Where the resource servers are: ENVPLANE_POSTGRES_URL, ENVPLANE_S3_*, ENVPLANE_REDIS_URL."""
+
+    postgres_url: Secret | None = None
+    s3_endpoint: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: Secret | None = None
+    redis_url: Secret | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Servers:
+        def secret(name: str) -> Secret | None:
+            return Secret(environ[name]) if environ.get(name) else None
+
+        return cls(
+            postgres_url=secret("ENVPLANE_POSTGRES_URL"),
+            s3_endpoint=environ.get("ENVPLANE_S3_ENDPOINT") or None,
+            s3_access_key=environ.get("ENVPLANE_S3_ACCESS_KEY") or None,
+            s3_secret_key=secret("ENVPLANE_S3_SECRET_KEY"),
+            redis_url=secret("ENVPLANE_REDIS_URL"),
+        )
+
+
+
+
+@dataclass
+class Provisioner:
+    target: Target
+    servers: Servers
+    secrets: SecretStore
+    root: Path
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def local(self) -> bool:
+        return self.target.env.runtime == "process"
+
+    # Secrets first: the database role and the Redis user are created with them.
+
+    def password(self, resource: str) -> Secret:
+        """The instance's generated password for a resource: reused if stored, else created."""
+        path = f"{self.target.secrets_prefix}/{resource}"
+        stored = self.secrets.read(path).get("password")
+        if stored:
+            return stored
+        created = new_password()
+        self.secrets.write(path, {"password": created})
+        self.changes.append(Change("create", f"secret {path}", "generated password"))
+        return created
+
+    def database(self) -> None:
+        name = self.target.database
+        if name is None:
+            return
+        spec_seed = self._seed()
+        if self.local:
+            from envplane.backends.database.sqlite import SqliteDatabases
+
+            self.changes += SqliteDatabases(Path(self.target.data_path)).ensure(name, None, spec_seed)
+            return
+        self.changes += self._postgres().ensure(name, self.password("postgres"), spec_seed)
+
+    def bucket(self) -> None:
+        name = self.target.bucket
+        if name is None:
+            return
+        if self.local:
+            from envplane.backends.objects.directory import DirectoryStore
+
+            self.changes += DirectoryStore(Path(self.target.data_path) / "buckets").ensure(name)
+            return
+        self.changes += self._s3().ensure(name)
+
+    def cache(self) -> None:
+        prefix = self.target.redis_prefix
+        if prefix is None or self.local:
+            return
+        self.changes += self._redis().ensure(prefix, self.password("redis"))
+
+    def variables(self, service: ServiceTarget) -> dict[str, Secret | str]:
+        """What one service gets for the resources it `uses` (names from the spec)."""
+        spec = self._spec_resources()
+        out: dict[str, Secret | str] = {}
+        t = self.target
+        if "postgres" in service.uses and t.database and spec.postgres:
+            out[spec.postgres.url_var] = self._database_url()
+        if "s3" in service.uses and t.bucket and spec.s3:
+            out[spec.s3.bucket_var] = t.bucket
+            if self.local:
+                out[spec.s3.endpoint_var] = "file://" + str(Path(t.data_path) / "buckets")
+            else:
+                out[spec.s3.endpoint_var] = self.servers.s3_endpoint or ""
+                out["S3_ACCESS_KEY_ID"] = self.servers.s3_access_key or ""
+                out["S3_SECRET_ACCESS_KEY"] = self.servers.s3_secret_key or Secret("")
+        if "redis" in service.uses and t.redis_prefix and spec.redis and not self.local:
+            out[spec.redis.url_var] = self._redis().url(t.redis_prefix, self.password("redis"))
+            out[spec.redis.prefix_var] = t.redis_prefix
+        return out
+
+    def purge(self) -> list[Change]:
+        """Drop the database and role, the bucket, the cache user and keys, the secrets."""
+        t = self.target
+        if t.database:
+            if self.local:
+                from envplane.backends.database.sqlite import SqliteDatabases
+
+                self.changes += SqliteDatabases(Path(t.data_path)).purge(t.database)
+            elif self.servers.postgres_url:
+                self.changes += self._postgres().purge(t.database)
+        if t.bucket and not self.local and self.servers.s3_endpoint:
+            self.changes += self._s3().purge(t.bucket)
+        if t.redis_prefix and not self.local and self.servers.redis_url:
+            self.changes += self._redis().purge(t.redis_prefix)
+        removed = self.secrets.delete_tree(t.secrets_prefix)
+        if removed:
+            self.changes.append(Change("delete", f"secrets {t.secrets_prefix}/", f"{removed} path(s)"))
+        return self.changes
+
+    def _database_url(self) -> Secret:
+        name = self.target.database
+        assert name is not None
+        if self.local:
+            return Secret(f"sqlite:///{Path(self.target.data_path) / (name + '.db')}")
+        url = self._postgres().url(name, self.password("postgres"))
+        # A container reaches the host's server through host.docker.internal (see render).
+        return Secret(url.reveal().replace("@127.0.0.1", "@host.docker.internal")
+                      .replace("@localhost", "@host.docker.internal"))
+
+    def _seed(self) -> str | None:
+        spec = self._spec_resources().postgres
+        if spec is None or spec.seed is None:
+            return None
+        return (self.root / spec.seed).read_text(encoding="utf-8")
+
+    def _spec_resources(self) -> Resources:
+        return self.target.resources
+
+    def _postgres(self) -> PostgresDatabases:
+        from envplane.backends.database.postgres import PostgresDatabases
+
+        if self.servers.postgres_url is None:
+            raise _missing("PostgreSQL", "ENVPLANE_POSTGRES_URL", self.target)
+        return PostgresDatabases(self.servers.postgres_url)
+
+    def _s3(self) -> S3Store:
+        from envplane.backends.objects.s3 import S3Store
+
+        s = self.servers
+        if not (s.s3_endpoint and s.s3_access_key and s.s3_secret_key):
+            raise _missing("an S3 server", "ENVPLANE_S3_ENDPOINT, ENVPLANE_S3_ACCESS_KEY and "
+                           "ENVPLANE_S3_SECRET_KEY", self.target)
+        return S3Store(s.s3_endpoint, s.s3_access_key, s.s3_secret_key)
+
+    def _redis(self) -> RedisUsers:
+        from envplane.backends.cache.redis import RedisUsers
+
+        if self.servers.redis_url is None:
+            raise _missing("Redis", "ENVPLANE_REDIS_URL", self.target)
+        return RedisUsers(self.servers.redis_url)
+
+
+def _missing(what: str, variables: str, target: Target) -> BackendError:
+    return BackendError(
+        f"env {target.env.name} needs {what}, and none is configured",
+        f"set {variables} (an admin connection envplane provisions with)",
+    )
+
+
+def write_env_file(path: Path, values: Mapping[str, Secret | str]) -> None:
+    """A Compose env_file only the owner can read; values never reach a command line."""
+    lines = [f"{key}={value.reveal() if isinstance(value, Secret) else value}\n"
+             for key, value in sorted(values.items())]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.writelines(lines)
+    os.chmod(path, 0o600)

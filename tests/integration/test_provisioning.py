@@ -1,0 +1,114 @@
+"""up/down provision an instance's own database and bucket on real servers, carry the
+connection to its services in a 0600 env file, and leave no secret value anywhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from envplane.backends.cache.redis import RedisUsers
+from envplane.backends.database.postgres import PostgresDatabases
+from envplane.backends.objects.s3 import S3Store
+from envplane.backends.secrets import open_secret_store
+from envplane.secret import Secret
+from tests.support import busybox_app, cli, docker_engine, ensure_busybox_image, free_port_block, need
+
+
+def servers() -> dict[str, str]:
+    wanted = {"ENVPLANE_POSTGRES_URL": "ENVPLANE_TEST_POSTGRES_URL",
+              "ENVPLANE_S3_ENDPOINT": "ENVPLANE_TEST_S3_ENDPOINT",
+              "ENVPLANE_S3_ACCESS_KEY": "ENVPLANE_TEST_S3_ACCESS_KEY",
+              "ENVPLANE_S3_SECRET_KEY": "ENVPLANE_TEST_S3_SECRET_KEY",
+              "ENVPLANE_REDIS_URL": "ENVPLANE_TEST_REDIS_URL"}
+    found = {ours: os.environ.get(theirs, "") for ours, theirs in wanted.items()}
+    need("PostgreSQL, an S3 server and Redis", all(found.values()),
+         "run scripts/services/postgres.sh, seaweedfs.sh and redis.sh and eval their export lines")
+    return found
+
+
+@pytest.fixture()
+def app(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+    need("a Docker engine", docker_engine(), "run scripts/services/docker.sh")
+    ensure_busybox_image()
+    env = {**servers(), "DATA_PATH": "", "ENVPLANE_SECRET_KEY": "", "ENVPLANE_SECRETS": "file"}
+    name = f"pv{uuid.uuid4().hex[:6]}"
+    busybox_app(tmp_path, name, free_port_block())
+    spec = tmp_path / "envplane.yaml"
+    spec.write_text(spec.read_text().replace("    health: /health.txt\n",
+                                             "    health: /health.txt\n    uses: [postgres, s3, redis]\n")
+                    + "resources:\n  postgres: {}\n  s3: {}\n  redis: {}\n")
+    yield tmp_path, env
+    cli("down", "test", "--pr", "5", "--purge", cwd=tmp_path, env=env)
+
+
+def everything_written(folder: Path, outputs: list[str]) -> str:
+    """Every file envplane wrote (state, audit, rendered files) and everything it printed,
+    except the env files whose purpose is to hold the values."""
+    texts = list(outputs)
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.name.endswith(".env") and path.suffix != ".enc" \
+                and path.name != "secrets.key":
+            texts.append(path.read_bytes().decode("utf-8", "replace"))
+    return "\n".join(texts)
+
+
+def test_pr_instance_gets_its_own_database_and_bucket_and_no_value_leaks(
+        app: tuple[Path, dict[str, str]]) -> None:
+    folder, env = app
+    name = folder.joinpath("envplane.yaml").read_text().split("app: ")[1].split()[0]
+    database = f"{name}_pr_5"
+    plan = cli("plan", "test", "--pr", "5", "--json", cwd=folder, env=env)
+    kinds = [s["kind"] for s in json.loads(plan.stdout)["steps"]]
+    assert ["secrets", "database", "bucket", "cache", "envfile"] == [
+        k for k in kinds if k in ("secrets", "database", "bucket", "cache", "envfile")]
+    up = cli("up", "test", "--pr", "5", cwd=folder, env=env)
+    assert up.returncode == 0, up.stderr
+
+    password = open_secret_store("file", folder, env).read(f"secret/data/{name}/test-pr-5/postgres")["password"]
+    admin = PostgresDatabases(Secret(env["ENVPLANE_POSTGRES_URL"]))
+    facts = admin.observe(database)
+    assert facts.role and facts.database
+    assert admin.can_connect(database, password)
+    s3 = S3Store(env["ENVPLANE_S3_ENDPOINT"], env["ENVPLANE_S3_ACCESS_KEY"],
+                 Secret(env["ENVPLANE_S3_SECRET_KEY"]))
+    assert s3.observe(f"{name}-pr-5").exists
+
+    redis_users = RedisUsers(Secret(env["ENVPLANE_REDIS_URL"]))
+    assert redis_users.observe(f"{name}:pr-5:").exists
+
+    env_file = folder / ".envplane" / "instances" / "test" / "pr-5" / "web.env"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    lines = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    assert lines["S3_BUCKET"] == f"{name}-pr-5"
+    assert lines["REDIS_PREFIX"] == f"{name}:pr-5:"
+    assert lines["REDIS_URL"].startswith("redis://")
+    with psycopg.connect(lines["DATABASE_URL"].replace("host.docker.internal", "127.0.0.1")) as conn:
+        assert conn.execute("select current_user, current_database()").fetchone() == (database, database)
+    inside = subprocess.run(["docker", "exec", f"{name}-web-pr-5", "env"], capture_output=True, text=True)
+    assert f"S3_BUCKET={name}-pr-5" in inside.stdout  # the container got the variables
+
+    outputs = [up.stdout, up.stderr,
+               cli("audit", "log", "--json", cwd=folder, env=env).stdout,
+               cli("render", "test", "--pr", "5", cwd=folder, env=env).stdout,
+               cli("plan", "test", "--pr", "5", "--json", cwd=folder, env=env).stdout]
+    written = everything_written(folder, outputs)
+    assert password.reveal() not in written
+    assert env["ENVPLANE_S3_SECRET_KEY"] not in written
+
+    down = cli("down", "test", "--pr", "5", "--purge", cwd=folder, env=env)
+    assert down.returncode == 0, down.stderr
+    facts = admin.observe(database)
+    assert not facts.role and not facts.database
+    assert not s3.observe(f"{name}-pr-5").exists
+    assert not redis_users.observe(f"{name}:pr-5:").exists
+    assert open_secret_store("file", folder, env).list(f"secret/data/{name}/test-pr-5") == []
+    assert password.reveal() not in everything_written(folder, [down.stdout, down.stderr])
