@@ -68,8 +68,8 @@ def test_pr_instance_gets_its_own_database_and_bucket_and_no_value_leaks(
     database = f"{name}_pr_5"
     plan = cli("plan", "test", "--pr", "5", "--json", cwd=folder, env=env)
     kinds = [s["kind"] for s in json.loads(plan.stdout)["steps"]]
-    assert ["secrets", "database", "bucket", "cache", "envfile"] == [
-        k for k in kinds if k in ("secrets", "database", "bucket", "cache", "envfile")]
+    assert [
+        k for k in kinds if k in ("secrets", "database", "bucket", "cache", "envfile")] == ["secrets", "database", "bucket", "cache", "envfile"]
     up = cli("up", "test", "--pr", "5", cwd=folder, env=env)
     assert up.returncode == 0, up.stderr
 
