@@ -15,7 +15,7 @@ from envplane import isolation
 from envplane.compose.render import render, to_yaml
 from envplane.errors import SpecError, UsageError
 from envplane.names import Instance
-from envplane.plan import Observed, Plan, plan_up
+from envplane.plan import Observed, Plan, env_files, plan_up
 from envplane.spec.ladder import EnvConfig
 from envplane.spec.load import Project, load_project
 
@@ -124,8 +124,9 @@ def plan(project: Project, target: Target, observed: Observed | None = None, bui
 
 
 def render_text(project: Project, target: Target) -> str:
+    """The file `up` writes: it names the instance's env files, never a value in them."""
     base = project.compose[0].file.parent
-    return to_yaml(render(target, base))
+    return to_yaml(render(target, base, env_files(project.root, target)))
 
 
 @dataclass(frozen=True)

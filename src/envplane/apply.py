@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from envplane.backends.database.change import Change
 from envplane.backends.routing.caddy import CaddyAdmin
 from envplane.backends.runtime.base import Leftovers, Runtime
 from envplane.backends.runtime.compose import ComposeRuntime
@@ -24,7 +25,7 @@ from envplane.backends.runtime.health import checks_for, wait_healthy
 from envplane.backends.secrets import open_secret_store
 from envplane.compose.render import render, to_yaml
 from envplane.errors import BackendError
-from envplane.plan import Plan, Step, compose_file, instance_dir
+from envplane.plan import Plan, Step, compose_file, env_files, instance_dir
 from envplane.provision import Provisioner, Servers, write_env_file
 from envplane.spec.load import Project
 from envplane.target import Target
@@ -122,6 +123,15 @@ class Applier:
                 )
         return "ok"
 
+    def provision_only(self, plan: Plan) -> list[Change]:
+        """Run just the resource steps of a plan (`envplane provision`)."""
+        kinds = {"secrets", "database", "sqlite", "bucket", "cache", "envfile"}
+        for step in plan.steps:
+            if step.kind in kinds:
+                self._run(step, plan.target)
+        provisioner = self._provisioners.get(plan.target.id)
+        return provisioner.changes if provisioner else []
+
     def _provisioner(self, target: Target) -> Provisioner:
         if self._provisioners.get(target.id) is None:
             self._provisioners[target.id] = Provisioner(
@@ -187,14 +197,6 @@ class Applier:
                     self._provisioner(target).purge()
                 remove_data_path(target)
         return left
-
-
-def env_files(root: Path, target: Target) -> dict[str, str]:
-    """service -> the env file of its resource variables, for services that use resources."""
-    if target.env.runtime == "process":
-        return {}
-    folder = instance_dir(root, target)
-    return {s.name: str(folder / f"{s.name}.env") for s in target.services if s.uses}
 
 
 def port_free(port: int) -> bool:

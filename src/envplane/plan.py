@@ -66,6 +66,14 @@ def compose_file(root: Path, target: Target) -> Path:
     return instance_dir(root, target) / "compose.yaml"
 
 
+def env_files(root: Path, target: Target) -> dict[str, str]:
+    """service -> the env file of its resource variables and secrets (compose runtimes)."""
+    if target.env.runtime == "process":
+        return {}
+    folder = instance_dir(root, target)
+    return {s.name: str(folder / f"{s.name}.env") for s in target.services if s.uses or s.secrets}
+
+
 def plan_up(target: Target, root: Path, observed: Observed | None = None, build: bool = False) -> Plan:
     """The steps of `up`. Like `docker compose up`, images are built when missing;
     `build=True` (`up --build`, a new commit of a PR) rebuilds them first."""
@@ -122,7 +130,7 @@ def _resources(target: Target, seen: Observed) -> list[Step]:
         steps.append(_ensure(seen, "cache", target.redis_prefix,
                              f"create Redis user limited to keys {target.redis_prefix}*",
                              f"Redis user for {target.redis_prefix}* exists"))
-    users = [s.name for s in target.services if s.uses]
+    users = [s.name for s in target.services if s.uses or s.secrets]
     if users and not local:
         steps.append(Step("envfile", "create", "write the connection variables of "
                           + ", ".join(users) + " to env files only the owner can read"))

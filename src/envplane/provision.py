@@ -126,7 +126,25 @@ class Provisioner:
         if "redis" in service.uses and t.redis_prefix and spec.redis and not self.local:
             out[spec.redis.url_var] = self._redis().url(t.redis_prefix, self.password("redis"))
             out[spec.redis.prefix_var] = t.redis_prefix
+        out.update(self.user_secrets(service))
         return out
+
+    def user_secrets(self, service: ServiceTarget) -> dict[str, Secret | str]:
+        """The secrets a service names in the spec, from `envplane secrets set`."""
+        if not service.secrets:
+            return {}
+        stored = self.secrets.read(service.secret_path)
+        missing = [key for key in service.secrets if key not in stored]
+        if missing:
+            env = self.target.env.name
+            instance = f" --pr {self.target.instance.pr}" if self.target.instance.pr else ""
+            raise BackendError(
+                f"secret {', '.join(missing)} of service {service.name} is not set for "
+                f"{env} {self.target.id}",
+                f"envplane secrets set {env} {missing[0]} --service {service.name}{instance}  "
+                "(the value is read from stdin)",
+            )
+        return {key: stored[key] for key in service.secrets}
 
     def purge(self) -> list[Change]:
         """Drop the database and role, the bucket, the cache user and keys, the secrets."""

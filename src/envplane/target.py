@@ -40,6 +40,7 @@ class ServiceTarget:
     dev: str | None
     dev_cwd: str | None
     uses: tuple[str, ...]
+    secrets: tuple[str, ...]  # names of user secrets the service needs (`envplane secrets set`)
     secret_path: str
     env: Mapping[str, str]
 
@@ -175,6 +176,7 @@ def _assemble(
                 dev=svc_spec.dev if svc_spec else None,
                 dev_cwd=svc_spec.dev_cwd if svc_spec else None,
                 uses=tuple(svc_spec.uses) if svc_spec else (),
+                secrets=tuple(svc_spec.secrets) if svc_spec else (),
                 secret_path=f"{secrets_prefix}/{name}",
                 env=env_vars,
             )

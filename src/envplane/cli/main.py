@@ -294,6 +294,7 @@ from envplane.cli import (  # noqa: E402, F401
     preview_commands,
     proxy_commands,
     run_commands,
+    secrets_commands,
 )
 
 

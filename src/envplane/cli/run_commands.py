@@ -148,7 +148,7 @@ def _run_processes(root: Path, target: Target, timeout: float) -> None:
 
 def _local_resources(root: Path, target: Target) -> dict[str, dict[str, str]]:
     """Env local's embedded resources: a SQLite file and a folder per bucket, no servers."""
-    if not (target.database or target.bucket):
+    if not (target.database or target.bucket or any(s.secrets for s in target.services)):
         return {}
     from envplane.backends.secrets import open_secret_store
     from envplane.provision import Provisioner, Servers
@@ -163,7 +163,7 @@ def _local_resources(root: Path, target: Target) -> dict[str, dict[str, str]]:
     # (a SQLite path, a folder), but reveal() keeps the one code path for both kinds.
     return {s.name: {k: v.reveal() if isinstance(v, Secret) else v
                      for k, v in provisioner.variables(s).items()}
-            for s in target.services if s.uses}
+            for s in target.services if s.uses or s.secrets}
 
 
 def _print_addresses_local(target: Target) -> None:
