@@ -112,3 +112,25 @@ def test_pr_instance_gets_its_own_database_and_bucket_and_no_value_leaks(
     assert not redis_users.observe(f"{name}:pr-5:").exists
     assert open_secret_store("file", folder, env).list(f"secret/data/{name}/test-pr-5") == []
     assert password.reveal() not in everything_written(folder, [down.stdout, down.stderr])
+
+
+def test_database_server_down_at_up_is_a_clear_error_and_the_rerun_converges(
+        app: tuple[Path, dict[str, str]]) -> None:
+    folder, env = app
+    name = folder.joinpath("envplane.yaml").read_text().split("app: ")[1].split()[0]
+    down = {**env, "ENVPLANE_POSTGRES_URL": "postgresql://envplane:envplane@127.0.0.1:1/envplane_test"}
+    failed = cli("up", "test", "--pr", "5", cwd=folder, env=down)
+    assert failed.returncode == 1
+    assert "Traceback" not in failed.stderr
+    assert "envplane:envplane" not in failed.stderr  # the admin password is not shown
+    assert "PostgreSQL" in failed.stderr or "postgres" in failed.stderr.lower()
+    # Nothing half-created goes unrecorded: the failed deployment and its audit row are there,
+    # and no container was started.
+    rows = json.loads(cli("audit", "log", "--json", cwd=folder, env=env).stdout)
+    assert (rows[-1]["action"], rows[-1]["instance"], rows[-1]["outcome"]) == ("up", "pr-5", "failed")
+    assert subprocess.run(["docker", "ps", "-q", "--filter", f"label=envplane.app={name}"],
+                          capture_output=True, text=True).stdout == ""
+    again = cli("up", "test", "--pr", "5", cwd=folder, env=env)
+    assert again.returncode == 0, again.stderr
+    admin = PostgresDatabases(Secret(env["ENVPLANE_POSTGRES_URL"]))
+    assert admin.observe(f"{name}_pr_5").database
