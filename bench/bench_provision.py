@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from envplane.backends.secrets import open_secret_store  # noqa: E402
-from envplane.provision import Provisioner, Servers  # noqa: E402
-from envplane.spec.load import load_project  # noqa: E402
-from envplane.target import resolve  # noqa: E402
+from envplane.backends.secrets import open_secret_store
+from envplane.provision import Provisioner, Servers
+from envplane.spec.load import load_project
+from envplane.target import resolve
 
 
 def main() -> None:
