@@ -6,7 +6,6 @@ instance's lock and leaves an audit row whatever its outcome (STYLE.md §13).
 
 from __future__ import annotations
 
-import getpass
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -23,11 +22,6 @@ from envplane.state import audit, instances, locks
 from envplane.state.db import Store, open_store, state_path
 from envplane.state.locks import Holder
 from envplane.target import Target
-
-
-def actor(environ: Mapping[str, str]) -> str:
-    """Who acts: ENVPLANE_USER, else the OS user."""
-    return environ.get("ENVPLANE_USER") or getpass.getuser()
 
 
 @dataclass
@@ -52,7 +46,8 @@ class Session:
 
 def open_session(project: Project, environ: Mapping[str, str] | None = None) -> Session:
     env = environ if environ is not None else os.environ
-    return Session(project, open_store(project.root, env.get("ENVPLANE_STATE_URL")), actor(env))
+    return Session(project, open_store(project.root, env.get("ENVPLANE_STATE_URL")),
+                   audit.actor_from(env))
 
 
 def known_instances(project: Project, environ: Mapping[str, str]) -> list[Instance]:
