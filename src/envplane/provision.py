@@ -9,7 +9,7 @@ each step looks before it acts, so `up` after a failure converges.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -206,6 +206,71 @@ class Provisioner:
         if self.servers.redis_url is None:
             raise _missing("Redis", "ENVPLANE_REDIS_URL", self.target)
         return RedisUsers(self.servers.redis_url)
+
+
+def observe(target: Target, servers: Servers, root: Path,
+            environ: Mapping[str, str]) -> tuple[frozenset[str], list[str]]:
+    """What of the instance's resources exists already, as plan.Observed keys, read-only.
+
+    A server that does not answer is reported, not raised: plan still shows the steps.
+    Nothing is created here, not even the file store's key (read only if it exists).
+    """
+    from envplane.backends.secrets import open_secret_store
+
+    found: set[str] = set()
+    notes: list[str] = []
+    local = target.env.runtime == "process"
+
+    def look(what: str, probe: Callable[[], frozenset[str]]) -> None:
+        try:
+            found.update(probe())
+        except (BackendError, OSError) as exc:
+            notes.append(f"could not look at {what}: {getattr(exc, 'message', exc)}")
+
+    if target.database:
+        db = target.database
+        if local:
+            from envplane.backends.database.sqlite import SqliteDatabases
+
+            look("the SQLite file", lambda: SqliteDatabases(Path(target.data_path)).observe(db).keys())
+        elif servers.postgres_url:
+            from envplane.backends.database.postgres import PostgresDatabases
+
+            admin = servers.postgres_url
+
+            def database() -> frozenset[str]:
+                keys = PostgresDatabases(admin).observe(db).keys()
+                both = {f"role:{db}", f"database:{db}"} <= keys
+                return keys if both else keys - {f"database:{db}"}
+
+            look("PostgreSQL", database)
+    if target.bucket:
+        bucket = target.bucket
+        if local:
+            from envplane.backends.objects.directory import DirectoryStore
+
+            look("the bucket folder",
+                 lambda: DirectoryStore(Path(target.data_path) / "buckets").observe(bucket).keys())
+        elif servers.s3_endpoint and servers.s3_access_key and servers.s3_secret_key:
+            from envplane.backends.objects.s3 import S3Store
+
+            store = S3Store(servers.s3_endpoint, servers.s3_access_key, servers.s3_secret_key)
+            look("S3", lambda: store.observe(bucket).keys())
+    if target.redis_prefix and not local and servers.redis_url:
+        from envplane.backends.cache.redis import RedisUsers
+
+        prefix, url = target.redis_prefix, servers.redis_url
+        look("Redis", lambda: RedisUsers(url).observe(prefix).keys_observed())
+    kind = environ.get("ENVPLANE_SECRETS", "file")
+    if kind != "file" or (root / ".envplane" / "secrets.enc").exists():
+        def passwords() -> frozenset[str]:
+            secrets = open_secret_store(None, root, environ)
+            wanted = [r for r, on in (("postgres", target.database), ("redis", target.redis_prefix)) if on]
+            have = all(secrets.read(f"{target.secrets_prefix}/{r}").get("password") for r in wanted)
+            return frozenset({f"secrets:{target.secrets_prefix}"} if wanted and have else set())
+
+        look("the secret store", passwords)
+    return frozenset(found), notes
 
 
 def _missing(what: str, variables: str, target: Target) -> BackendError:

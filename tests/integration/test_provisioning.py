@@ -134,3 +134,20 @@ def test_database_server_down_at_up_is_a_clear_error_and_the_rerun_converges(
     assert again.returncode == 0, again.stderr
     admin = PostgresDatabases(Secret(env["ENVPLANE_POSTGRES_URL"]))
     assert admin.observe(f"{name}_pr_5").database
+
+
+def test_plan_shows_what_exists_and_writes_nothing(app: tuple[Path, dict[str, str]]) -> None:
+    folder, env = app
+    name = folder.joinpath("envplane.yaml").read_text().split("app: ")[1].split()[0]
+
+    def actions() -> dict[str, str]:
+        steps = json.loads(cli("plan", "test", "--pr", "5", "--json", cwd=folder, env=env).stdout)["steps"]
+        return {s["kind"]: s["action"] for s in steps if s["kind"] in ("secrets", "database", "bucket", "cache")}
+
+    before = {p for p in folder.rglob("*")}
+    assert actions() == {"secrets": "create", "database": "create", "bucket": "create", "cache": "create"}
+    assert {p for p in folder.rglob("*")} == before  # plan created no key file, no state
+    assert cli("provision", "test", "--pr", "5", cwd=folder, env=env).returncode == 0
+    assert actions() == {"secrets": "noop", "database": "noop", "bucket": "noop", "cache": "noop"}
+    text = cli("plan", "test", "--pr", "5", cwd=folder, env=env).stdout
+    assert f"reuse bucket {name}-pr-5" in text

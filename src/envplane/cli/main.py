@@ -14,6 +14,7 @@ from envplane import __version__, actions
 from envplane.cli import output
 from envplane.cli.output import out, print_json, table
 from envplane.errors import EnvplaneError
+from envplane.plan import Observed
 from envplane.target import Target
 
 app = typer.Typer(
@@ -164,10 +165,13 @@ def plan(
     """Show the target and the steps `envplane up` would run. Changes nothing."""
     opts = _options(ctx, spec, as_json)
     project, target = _checked_target(opts, env, pr, run)
-    the_plan = actions.plan(project, target)
+    observed, notes = _observe(project, target)
+    the_plan = actions.plan(project, target, observed)
     if opts.json:
-        print_json(actions.plan_dict(the_plan))
+        print_json({**actions.plan_dict(the_plan), "notes": notes})
         return
+    for note in notes:
+        output.err.print(f"[yellow]note:[/] {note}")
     _print_target(target)
     t = table(f"plan: {the_plan.changes} change(s)", ["#", "step", "action", "what"])
     for index, step in enumerate(the_plan.steps, 1):
@@ -188,6 +192,16 @@ def _checked_target(
     env_name = actions.default_env(os.environ, env)
     known = known_instances(project, os.environ)
     return project, actions.resolve_checked(project, env_name, pr, run, known)
+
+
+def _observe(project: actions.Project, target: Target) -> tuple[Observed | None, list[str]]:
+    """What of the instance's resources exists, when the spec declares any (read-only)."""
+    if not (target.database or target.bucket or target.redis_prefix):
+        return None, []
+    from envplane.provision import Servers, observe
+
+    keys, notes = observe(target, Servers.from_environ(os.environ), project.root, os.environ)
+    return Observed(keys), notes
 
 
 def _print_target(target: Target) -> None:
