@@ -26,7 +26,7 @@ from envplane.backends.secrets import open_secret_store
 from envplane.compose.render import render, to_yaml
 from envplane.errors import BackendError
 from envplane.plan import Plan, Step, compose_file, env_files, instance_dir
-from envplane.provision import Provisioner, Servers, write_env_file
+from envplane.provision import Provisioner, Servers, store_kind, write_env_file
 from envplane.spec.load import Project
 from envplane.target import Target
 
@@ -135,8 +135,9 @@ class Applier:
     def _provisioner(self, target: Target) -> Provisioner:
         if self._provisioners.get(target.id) is None:
             self._provisioners[target.id] = Provisioner(
-                target, Servers.from_environ(self.environ),
-                open_secret_store(None, self.project.root, self.environ), self.project.root)
+                target, Servers.for_target(target, self.environ),
+                open_secret_store(store_kind(target, self.environ), self.project.root, self.environ),
+                self.project.root)
         return self._provisioners[target.id]
 
     def _provision(self, target: Target, kind: str) -> None:

@@ -27,6 +27,14 @@ if TYPE_CHECKING:  # the drivers load only when a resource needs them
     from envplane.backends.objects.s3 import S3Store
 from envplane.target import ServiceTarget, Target
 
+DEFAULT_VARIABLES = {
+    "postgres": "ENVPLANE_POSTGRES_URL",
+    "s3_endpoint": "ENVPLANE_S3_ENDPOINT",
+    "s3_access_key": "ENVPLANE_S3_ACCESS_KEY",
+    "s3_secret_key": "ENVPLANE_S3_SECRET_KEY",
+    "redis": "ENVPLANE_REDIS_URL",
+}
+
 
 @dataclass(frozen=True)
 class Servers:
@@ -39,17 +47,28 @@ class Servers:
     redis_url: Secret | None = None
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> Servers:
-        def secret(name: str) -> Secret | None:
-            return Secret(environ[name]) if environ.get(name) else None
+    def from_environ(cls, environ: Mapping[str, str], named: Mapping[str, str] | None = None) -> Servers:
+        """`named`: the env's `servers:` of the spec (resource -> the variable to read)."""
+        chosen = {**DEFAULT_VARIABLES, **(named or {})}
+
+        def value(key: str) -> str | None:
+            return environ.get(chosen[key]) or None
+
+        def secret(key: str) -> Secret | None:
+            found = value(key)
+            return Secret(found) if found else None
 
         return cls(
-            postgres_url=secret("ENVPLANE_POSTGRES_URL"),
-            s3_endpoint=environ.get("ENVPLANE_S3_ENDPOINT") or None,
-            s3_access_key=environ.get("ENVPLANE_S3_ACCESS_KEY") or None,
-            s3_secret_key=secret("ENVPLANE_S3_SECRET_KEY"),
-            redis_url=secret("ENVPLANE_REDIS_URL"),
+            postgres_url=secret("postgres"),
+            s3_endpoint=value("s3_endpoint"),
+            s3_access_key=value("s3_access_key"),
+            s3_secret_key=secret("s3_secret_key"),
+            redis_url=secret("redis"),
         )
+
+    @classmethod
+    def for_target(cls, target: Target, environ: Mapping[str, str]) -> Servers:
+        return cls.from_environ(environ, target.env.servers)
 
 
 
@@ -261,10 +280,10 @@ def observe(target: Target, servers: Servers, root: Path,
 
         prefix, url = target.redis_prefix, servers.redis_url
         look("Redis", lambda: RedisUsers(url).observe(prefix).keys_observed())
-    kind = environ.get("ENVPLANE_SECRETS", "file")
+    kind = store_kind(target, environ) or "file"
     if kind != "file" or (root / ".envplane" / "secrets.enc").exists():
         def passwords() -> frozenset[str]:
-            secrets = open_secret_store(None, root, environ)
+            secrets = open_secret_store(store_kind(target, environ), root, environ)
             wanted = [r for r, on in (("postgres", target.database), ("redis", target.redis_prefix)) if on]
             have = all(secrets.read(f"{target.secrets_prefix}/{r}").get("password") for r in wanted)
             return frozenset({f"secrets:{target.secrets_prefix}"} if wanted and have else set())
@@ -274,10 +293,16 @@ def observe(target: Target, servers: Servers, root: Path,
 
 
 def _missing(what: str, variables: str, target: Target) -> BackendError:
+    named = ", ".join(target.env.servers.values())
     return BackendError(
         f"env {target.env.name} needs {what}, and none is configured",
-        f"set {variables} (an admin connection envplane provisions with)",
+        f"set {named or variables} (an admin connection envplane provisions with)",
     )
+
+
+def store_kind(target: Target, environ: Mapping[str, str]) -> str | None:
+    """ENVPLANE_SECRETS, else the spec's secret_store, else None (the file store)."""
+    return environ.get("ENVPLANE_SECRETS") or target.secret_store
 
 
 def write_env_file(path: Path, values: Mapping[str, Secret | str]) -> None:

@@ -59,6 +59,7 @@ class Target:
     bucket: str | None
     redis_prefix: str | None
     resources: Resources
+    secret_store: str | None
     networks: Mapping[str, str]
     volumes: Mapping[str, str]  # Compose volume key -> concrete name
     volume_paths: Mapping[str, str]  # Compose volume key -> bind path, when volumes: bind
@@ -199,6 +200,7 @@ def _assemble(
         bucket=bucket_name(spec.app, slug) if resources.s3 else None,
         redis_prefix=f"{spec.app}:{slug}:" if resources.redis else None,
         resources=resources,
+        secret_store=spec.secret_store,
         networks=networks,
         volumes=volumes,
         volume_paths={k: str(PurePosixPath(data_path) / k) for k in volumes}

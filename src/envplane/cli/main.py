@@ -200,7 +200,7 @@ def _observe(project: actions.Project, target: Target) -> tuple[Observed | None,
         return None, []
     from envplane.provision import Servers, observe
 
-    keys, notes = observe(target, Servers.from_environ(os.environ), project.root, os.environ)
+    keys, notes = observe(target, Servers.for_target(target, os.environ), project.root, os.environ)
     return Observed(keys), notes
 
 

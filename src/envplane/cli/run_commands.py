@@ -151,9 +151,10 @@ def _local_resources(root: Path, target: Target) -> dict[str, dict[str, str]]:
     if not (target.database or target.bucket or any(s.secrets for s in target.services)):
         return {}
     from envplane.backends.secrets import open_secret_store
-    from envplane.provision import Provisioner, Servers
+    from envplane.provision import Provisioner, Servers, store_kind
 
-    provisioner = Provisioner(target, Servers(), open_secret_store(None, root, os.environ), root)
+    store = open_secret_store(store_kind(target, os.environ), root, os.environ)
+    provisioner = Provisioner(target, Servers(), store, root)
     provisioner.database()
     provisioner.bucket()
     for change in provisioner.changes:

@@ -35,10 +35,11 @@ EnvReq = Annotated[str, typer.Argument(help="Environment.")]
 def _store(ctx: typer.Context, spec: SpecOpt, env: str, pr: int | None, run: str | None
            ) -> tuple[SecretStore, str]:
     from envplane.backends.secrets import open_secret_store
+    from envplane.provision import store_kind
 
     project = actions.open_project(_options(ctx, spec, False).spec, os.environ)
     target = actions.resolve(project, env, pr, run)
-    return open_secret_store(None, project.root, os.environ), target.secrets_prefix
+    return open_secret_store(store_kind(target, os.environ), project.root, os.environ), target.secrets_prefix
 
 
 def _key(key: str) -> str:

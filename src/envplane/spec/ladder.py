@@ -40,6 +40,7 @@ class EnvConfig:
     lifecycle: str = "persistent"
     ttl: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    servers: Mapping[str, str] = field(default_factory=dict)  # resource -> variable name
     builtin: bool = True
 
 
@@ -205,6 +206,7 @@ def derive(name: str, base: EnvConfig, override: EnvSpec | None) -> EnvConfig:
         compose=(*base.compose, *override.compose),
         profiles=(*base.profiles, *override.profiles),
         env={**base.env, **override.env},
+        servers={**base.servers, **{str(k): v for k, v in override.servers.items()}},
         **changes,  # type: ignore[arg-type]
     )
 

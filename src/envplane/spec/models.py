@@ -23,6 +23,8 @@ Runtime = Literal["process", "compose", "swarm", "kubernetes", "dokploy"]
 InstanceKind = Literal["one", "per-pr", "per-run"]
 PortMode = Literal["offset", "block", "ephemeral"]
 VolumeMode = Literal["named", "bind"]
+ServerKey = Literal["postgres", "s3_endpoint", "s3_access_key", "s3_secret_key", "redis"]
+SecretStoreKind = Literal["file", "vault", "sops"]
 
 
 class Model(BaseModel):
@@ -128,6 +130,18 @@ class EnvSpec(Model):
     lifecycle: str | None = None
     ttl: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    # Names of the environment variables that hold this env's servers (never the values):
+    # {postgres: PROD_POSTGRES_URL}. Unnamed ones come from ENVPLANE_POSTGRES_URL and friends.
+    servers: dict[ServerKey, str] = Field(default_factory=dict)
+
+    @field_validator("servers")
+    @classmethod
+    def _server_vars(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value.values():
+            if not VAR_NAME.match(name):
+                # Never echo it: what stands here by mistake is often a URL with a password.
+                raise ValueError("must name the variable (e.g. PROD_POSTGRES_URL), not its value")
+        return value
 
     @field_validator("compose", "profiles", mode="before")
     @classmethod
@@ -156,6 +170,7 @@ class Spec(Model):
     compose: list[str]
     services: dict[str, ServiceSpec] = Field(default_factory=dict)
     resources: Resources = Field(default_factory=Resources)
+    secret_store: SecretStoreKind | None = None  # ENVPLANE_SECRETS overrides it; default file
     environments: dict[str, EnvSpec | None] = Field(default_factory=dict)
 
     @field_validator("app", "prefix")
