@@ -74,9 +74,24 @@ teardown_docker() {
   run envplane down docker --purge || true
 }
 
+# The example's containers get their own database, bucket and Redis user per instance:
+# start (or reuse) a PostgreSQL, a SeaweedFS S3 server and a Redis on this host, and hand
+# envplane their admin connections.
+start_servers() {
+  local line
+  for name in postgres seaweedfs redis; do
+    line=$(bash "$ROOT/scripts/services/$name.sh" | tail -n 1)
+    eval "$line"
+  done
+  export ENVPLANE_POSTGRES_URL=$ENVPLANE_TEST_POSTGRES_URL ENVPLANE_REDIS_URL=$ENVPLANE_TEST_REDIS_URL
+  export ENVPLANE_S3_ENDPOINT=$ENVPLANE_TEST_S3_ENDPOINT ENVPLANE_S3_ACCESS_KEY=$ENVPLANE_TEST_S3_ACCESS_KEY
+  export ENVPLANE_S3_SECRET_KEY=$ENVPLANE_TEST_S3_SECRET_KEY
+}
+
 demo_docker() {
   bash "$ROOT/scripts/services/docker.sh" | tail -n 1 >/dev/null   # Compose v2 plugin if missing
   bash "$ROOT/scripts/images.sh"                                   # the base images, no registry
+  start_servers
   trap teardown_docker EXIT
   run envplane up docker
   get "http://127.0.0.1:$(port_of docker backend 8000)/api/health"

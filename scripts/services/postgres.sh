@@ -60,7 +60,34 @@ create_role_and_db() {
   fi
 }
 
+# Containers reach this server as host.docker.internal (the Docker bridge's gateway):
+# listen beyond loopback and let Docker's address pools in, with passwords (scram).
+open_to_containers() {
+  local version conf_dir hba changed=0
+  version="$(cluster_version)"
+  conf_dir="/etc/postgresql/$version/main"
+  hba="$conf_dir/pg_hba.conf"
+  if ! grep -q "^listen_addresses = '\*'" "$conf_dir/conf.d/envplane.conf" 2>/dev/null; then
+    mkdir -p "$conf_dir/conf.d"
+    echo "listen_addresses = '*'" >"$conf_dir/conf.d/envplane.conf"
+    changed=1
+  fi
+  local net
+  for net in 172.16.0.0/12 192.168.0.0/16; do
+    if ! grep -q "envplane containers $net" "$hba"; then
+      echo "host all all $net scram-sha-256 # envplane containers $net" >>"$hba"
+      changed=1
+    fi
+  done
+  if ((changed)); then
+    log "opening PostgreSQL to containers (listen on all addresses, scram from Docker networks)"
+    as_root pg_ctlcluster "$version" main restart >&2
+  fi
+}
+
 install_if_missing
+start_cluster
+open_to_containers
 start_cluster
 create_role_and_db
 echo "export ENVPLANE_TEST_POSTGRES_URL=postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"

@@ -18,7 +18,10 @@ fi
 if ! answers >/dev/null 2>&1; then
   log "starting redis-server on 127.0.0.1:$PORT"
   # No persistence: tests create and delete their own users and keys.
-  redis-server --daemonize yes --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no >&2
+  # Containers reach it as host.docker.internal, so it listens beyond loopback. The test
+  # server's default user has no password: this is a throwaway server on a test machine.
+  redis-server --daemonize yes --port "$PORT" --bind 0.0.0.0 --protected-mode no --save "" \
+    --appendonly no >&2
   if ! wait_for 20 answers; then
     log "Redis did not answer on port $PORT"
     exit 1

@@ -63,7 +63,7 @@ start() {
   log "starting weed server, S3 on $ENDPOINT (data: $data, log: $LOG)"
   # weed ignores SIGTERM: stop it with `kill -9 $(cat $HOME_DIR/weed.pid)`.
   cd "$HOME_DIR"  # weed reads master.toml from its working folder
-  nohup "$WEED" server -dir="$data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+  nohup "$WEED" server -dir="$data" -ip=127.0.0.1 -ip.bind=0.0.0.0 \
     -master.port=19333 -volume.port=18081 -filer -filer.port=18888 \
     -s3 -s3.port="$PORT" -s3.config="$HOME_DIR/s3.json" -volume.max=1000 -master.volumeSizeLimitMB=64 \
     >"$LOG" 2>&1 </dev/null &

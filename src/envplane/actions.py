@@ -126,7 +126,8 @@ def plan(project: Project, target: Target, observed: Observed | None = None, bui
 def render_text(project: Project, target: Target) -> str:
     """The file `up` writes: it names the instance's env files, never a value in them."""
     base = project.compose[0].file.parent
-    return to_yaml(render(target, base, env_files(project.root, target)))
+    files = env_files(project.root, target)
+    return to_yaml(render(target, base, files, all(Path(f).exists() for f in files.values())))
 
 
 @dataclass(frozen=True)

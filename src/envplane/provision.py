@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from envplane.backends.database.change import Change
 from envplane.backends.secrets.base import SecretStore
@@ -139,11 +140,12 @@ class Provisioner:
             if self.local:
                 out[spec.s3.endpoint_var] = "file://" + str(Path(t.data_path) / "buckets")
             else:
-                out[spec.s3.endpoint_var] = self.servers.s3_endpoint or ""
+                out[spec.s3.endpoint_var] = for_containers(self.servers.s3_endpoint or "")
                 out["S3_ACCESS_KEY_ID"] = self.servers.s3_access_key or ""
                 out["S3_SECRET_ACCESS_KEY"] = self.servers.s3_secret_key or Secret("")
         if "redis" in service.uses and t.redis_prefix and spec.redis and not self.local:
-            out[spec.redis.url_var] = self._redis().url(t.redis_prefix, self.password("redis"))
+            url = self._redis().url(t.redis_prefix, self.password("redis"))
+            out[spec.redis.url_var] = Secret(for_containers(url.reveal()))
             out[spec.redis.prefix_var] = t.redis_prefix
         out.update(self.user_secrets(service))
         return out
@@ -190,9 +192,7 @@ class Provisioner:
         if self.local:
             return Secret(f"sqlite:///{Path(self.target.data_path) / (name + '.db')}")
         url = self._postgres().url(name, self.password("postgres"))
-        # A container reaches the host's server through host.docker.internal (see render).
-        return Secret(url.reveal().replace("@127.0.0.1", "@host.docker.internal")
-                      .replace("@localhost", "@host.docker.internal"))
+        return Secret(for_containers(url.reveal()))
 
     def _seed(self) -> str | None:
         spec = self._spec_resources().postgres
@@ -298,6 +298,16 @@ def _missing(what: str, variables: str, target: Target) -> BackendError:
         f"env {target.env.name} needs {what}, and none is configured",
         f"set {named or variables} (an admin connection envplane provisions with)",
     )
+
+
+def for_containers(url: str) -> str:
+    """A server on this host, as a container reaches it: host.docker.internal (see render)."""
+    parts = urlsplit(url)
+    if parts.hostname not in ("127.0.0.1", "localhost"):
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    host_port = netloc[-1].replace(parts.hostname, "host.docker.internal", 1)
+    return urlunsplit(parts._replace(netloc="@".join([*netloc[:-1], host_port])))
 
 
 def store_kind(target: Target, environ: Mapping[str, str]) -> str | None:

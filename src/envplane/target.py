@@ -21,7 +21,7 @@ from envplane.names import Instance, bucket_name, container_name, fill, run_id, 
 from envplane.ports import PortError, PortPlan, PortRequest, assign
 from envplane.spec.ladder import EnvConfig
 from envplane.spec.load import Project
-from envplane.spec.models import PublicRoute, Resources
+from envplane.spec.models import PublicRoute, Resources, ServiceSpec
 
 LABEL_APP = "envplane.app"
 LABEL_ENV = "envplane.env"
@@ -41,6 +41,7 @@ class ServiceTarget:
     dev_cwd: str | None
     uses: tuple[str, ...]
     secrets: tuple[str, ...]  # names of user secrets the service needs (`envplane secrets set`)
+    provided: tuple[str, ...]  # variables envplane supplies from resources and secrets
     secret_path: str
     env: Mapping[str, str]
 
@@ -178,6 +179,7 @@ def _assemble(
                 dev_cwd=svc_spec.dev_cwd if svc_spec else None,
                 uses=tuple(svc_spec.uses) if svc_spec else (),
                 secrets=tuple(svc_spec.secrets) if svc_spec else (),
+                provided=_provided(spec.resources, svc_spec) if svc_spec else (),
                 secret_path=f"{secrets_prefix}/{name}",
                 env=env_vars,
             )
@@ -213,6 +215,19 @@ def _assemble(
         compose=model,
         warnings=tuple(warnings) + tuple(_shared_bind_warnings(services_data)),
     )
+
+
+def _provided(resources: Resources, service: ServiceSpec) -> tuple[str, ...]:
+    """Names of the variables a service gets from its resources and secrets (no values)."""
+    names: list[str] = []
+    if "postgres" in service.uses and resources.postgres:
+        names.append(resources.postgres.url_var)
+    if "s3" in service.uses and resources.s3:
+        names += [resources.s3.bucket_var, resources.s3.endpoint_var, "S3_ACCESS_KEY_ID",
+                  "S3_SECRET_ACCESS_KEY"]
+    if "redis" in service.uses and resources.redis:
+        names += [resources.redis.url_var, resources.redis.prefix_var]
+    return (*names, *service.secrets)
 
 
 def _template_values(project: Project, instance: Instance) -> dict[str, str]:

@@ -54,7 +54,12 @@ def app(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
         f"  staging:\n    ports:\n      backend: {{8000: {base + 40}}}\n      frontend: {{8080: {base + 41}}}\n"
         f"  docker:\n    ports:\n      backend: {{8000: {base + 50}}}\n      frontend: {{8080: {base + 51}}}\n"
     ))
-    env = {"ENVPLANE_HOME": str(tmp_path / "home"), "IMAGE_TAG": name}
+    servers = {ours: os.environ.get(f"ENVPLANE_TEST_{ours.removeprefix('ENVPLANE_')}", "")
+               for ours in ("ENVPLANE_POSTGRES_URL", "ENVPLANE_S3_ENDPOINT", "ENVPLANE_S3_ACCESS_KEY",
+                            "ENVPLANE_S3_SECRET_KEY", "ENVPLANE_REDIS_URL")}
+    need("PostgreSQL, SeaweedFS and Redis (the example's resources)", all(servers.values()),
+         "run scripts/services/*.sh")
+    env = {"ENVPLANE_HOME": str(tmp_path / "home"), "IMAGE_TAG": name, **servers}
     yield folder, env
     for args in (["preview", "down", "--pr", "21"], ["preview", "down", "--pr", "22"],
                  ["down", "staging", "--purge"], ["down", "docker", "--purge"]):
@@ -87,8 +92,10 @@ def test_docker_staging_and_two_previews_side_by_side(app: tuple[Path, dict[str,
         port = next(p["published"] for p in backend["ports"] if p["target"] == 8000)
         health = get(f"http://127.0.0.1:{port}/api/health")
         assert health["status"] == "ok" and health["env"] == "test"
-        # each PR has its own database file in its own volume, bound under its own data path
-        assert (data / f"pr-{pr}" / "backend_data" / "finance.db").exists()
+        # each PR has its own database, bucket and cache, and its volume under its own data path
+        assert health["database"]["kind"] == "postgresql"  # type: ignore[index]
+        assert health["storage"]["bucket"] == f"{name}-pr-{pr}"  # type: ignore[index]
+        assert (data / f"pr-{pr}" / "backend_data").is_dir()
 
     report = json.loads(cli("verify", "--json", cwd=folder, env=env).stdout)
     assert {f"{name}/docker/docker", f"{name}/staging/staging", f"{name}/test/pr-21",

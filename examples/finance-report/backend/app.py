@@ -20,6 +20,8 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import checks  # beside this file: the object store and cache checks
+
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS reports (id INTEGER PRIMARY KEY, title TEXT NOT NULL, amount REAL NOT NULL)"
 )
@@ -124,8 +126,14 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # any failure of the database is the answer, not a crash
             self.unavailable(exc)
             return
-        self.reply(200, {"status": "ok", "env": ENV, "database": {"ok": one == 1, "kind": DB.kind,
-                                                                  "reports": count}})
+        report: dict[str, Any] = {"env": ENV, "database": {"ok": one == 1, "kind": DB.kind,
+                                                           "reports": count}}
+        for name, check in (("storage", checks.storage), ("cache", checks.cache)):
+            found = check()
+            if found is not None:
+                report[name] = found
+        healthy = all(part["ok"] for part in report.values() if isinstance(part, dict))
+        self.reply(200 if healthy else 503, {"status": "ok" if healthy else "error", **report})
 
     def unavailable(self, exc: Exception) -> None:
         log(event="database error", path=self.path, error=reason(exc))

@@ -25,15 +25,23 @@ from envplane.ports import PortPlan
 from envplane.target import LABEL_SERVICE, ServiceTarget, Target
 
 
-def render(target: Target, project_dir: Path, env_files: Mapping[str, str] | None = None) -> dict[str, Any]:
+def render(target: Target, project_dir: Path, env_files: Mapping[str, str] | None = None,
+           env_files_exist: bool = True) -> dict[str, Any]:
     """`env_files` maps a service to the env file holding its resource variables: the
-    rendered file names the file, never a value in it."""
+    rendered file names the file, never a value in it. `up` writes them before it renders
+    (required); `envplane render` shows the file before they exist (optional)."""
     data = copy.deepcopy(target.compose.data)
     services: dict[str, Any] = data.get("services", {})
     for service in target.services:
         svc = _service(target, service, services[service.name], project_dir)
         if env_files and service.name in env_files:
-            svc["env_file"] = [*_as_list(svc.get("env_file")), env_files[service.name]]
+            entry: Any = env_files[service.name]
+            if not env_files_exist:
+                entry = {"path": entry, "required": False}
+            svc["env_file"] = [*_as_list(svc.get("env_file")), entry]
+            # `environment:` beats an env file in Compose: drop what envplane provides, so
+            # the instance's own DATABASE_URL wins over the file's local default.
+            svc["environment"] = {k: v for k, v in svc["environment"].items() if k not in service.provided}
             # Resource servers on this host are reached as host.docker.internal.
             svc["extra_hosts"] = [*_as_list(svc.get("extra_hosts")), "host.docker.internal:host-gateway"]
         services[service.name] = svc
