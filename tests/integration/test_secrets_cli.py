@@ -83,3 +83,20 @@ def test_provision_runs_only_the_resource_steps(app: tuple[Path, dict[str, str]]
     name = folder.joinpath("envplane.yaml").read_text().split("app: ")[1].split()[0]
     assert subprocess.run(["docker", "ps", "-q", "--filter", f"label=envplane.app={name}"],
                           capture_output=True, text=True).stdout == ""  # nothing started
+
+
+def test_rotate_key_keeps_the_values_and_replaces_the_key(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text("services:\n  web: {image: busybox}\n")
+    (tmp_path / "envplane.yaml").write_text("app: rk\ndomain: example.com\ncompose: compose.yaml\n")
+    env = {"ENVPLANE_SECRETS": "file", "ENVPLANE_SECRET_KEY": ""}
+    assert cli_in(VALUE, "secrets", "set", "staging", "TOKEN", "-s", "web", cwd=tmp_path, env=env).returncode == 0
+    key_file = next((tmp_path / ".envplane").glob("*.key"))
+    old_key = key_file.read_bytes()
+    done = cli("secrets", "rotate-key", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert key_file.read_bytes() != old_key
+    got = cli("secrets", "get", "staging", "TOKEN", "-s", "web", cwd=tmp_path, env=env)
+    assert got.stdout == VALUE
+    key_file.write_bytes(old_key)  # the old key no longer opens the store
+    refused = cli("secrets", "get", "staging", "TOKEN", "-s", "web", cwd=tmp_path, env=env)
+    assert refused.returncode == 1 and "cannot decrypt" in refused.stderr and VALUE not in refused.stderr
