@@ -54,6 +54,8 @@ create_role_and_db() {
   else
     psql_admin "-c \"ALTER ROLE $PG_USER LOGIN PASSWORD '$PG_PASSWORD' CREATEDB CREATEROLE\""
   fi
+  # Purging an instance ends its database's sessions (DROP DATABASE ... WITH (FORCE)).
+  psql_admin "-c \"GRANT pg_signal_backend TO $PG_USER\""
   if [ "$(psql_admin "-c \"SELECT 1 FROM pg_database WHERE datname = '$PG_DB'\"")" != "1" ]; then
     log "creating database $PG_DB"
     psql_admin "-c \"CREATE DATABASE $PG_DB OWNER $PG_USER\""

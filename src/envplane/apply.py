@@ -13,7 +13,6 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +30,6 @@ from envplane.spec.load import Project
 from envplane.target import Target
 
 StepHook = Callable[[Step, str, float], None]  # (step, "start" | "ok" | "skip" | "failed", seconds)
-LockFactory = Callable[[Target], AbstractContextManager[object]]
 
 
 @dataclass
@@ -46,7 +44,6 @@ class Applier:
     runtime: Runtime = field(default_factory=ComposeRuntime)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     on_step: StepHook = lambda step, state, seconds: None
-    lock: LockFactory = lambda target: nullcontext()
     health_timeout: float = 120.0
     _provisioners: dict[str, Provisioner] = field(default_factory=dict)
 
@@ -60,19 +57,18 @@ class Applier:
             )
         outcome = Outcome()
         self.runtime.check()
-        with self.lock(target):
-            for step in plan.steps:
-                if step.kind == "lock":
-                    self._report(outcome, step, "ok", 0.0)
-                    continue
-                started = time.monotonic()
-                self.on_step(step, "start", 0.0)
-                try:
-                    state = self._run(step, target)
-                except BackendError:
-                    self._report(outcome, step, "failed", time.monotonic() - started)
-                    raise
-                self._report(outcome, step, state, time.monotonic() - started)
+        for step in plan.steps:
+            if step.kind == "lock":  # lifecycle.up holds the instance's lock around this
+                self._report(outcome, step, "ok", 0.0)
+                continue
+            started = time.monotonic()
+            self.on_step(step, "start", 0.0)
+            try:
+                state = self._run(step, target)
+            except BackendError:
+                self._report(outcome, step, "failed", time.monotonic() - started)
+                raise
+            self._report(outcome, step, state, time.monotonic() - started)
         outcome.urls = target.public_urls()
         return outcome
 
@@ -117,10 +113,7 @@ class Applier:
                     return "skip"
                 caddy.set_routes(target)
             case _:
-                raise BackendError(
-                    f"step {step.kind} ({step.description}) has no backend here yet",
-                    "provisioning of databases, buckets, caches and secrets is not built yet",
-                )
+                raise AssertionError(f"plan step {step.kind!r} has no executor")
         return "ok"
 
     def provision_only(self, plan: Plan) -> list[Change]:
@@ -183,20 +176,20 @@ class Applier:
                     )
 
     def down(self, target: Target, purge: bool) -> Leftovers:
+        """Remove the instance (lifecycle.down holds its lock around this)."""
         self.runtime.check()
-        with self.lock(target):
-            caddy = CaddyAdmin()
-            if caddy.answers():
-                caddy.remove_routes(target.app, target.id)
-            left = self.runtime.down(target.app, target.id, purge)
-            folder = instance_dir(self.project.root, target)
-            if folder.exists():
-                shutil.rmtree(folder)
-            if purge:
-                if target.database or target.bucket or target.redis_prefix:
-                    # resources, then the instance's secrets (an app without resources has none)
-                    self._provisioner(target).purge()
-                remove_data_path(target)
+        caddy = CaddyAdmin()
+        if caddy.answers():
+            caddy.remove_routes(target.app, target.id)
+        left = self.runtime.down(target.app, target.id, purge)
+        folder = instance_dir(self.project.root, target)
+        if folder.exists():
+            shutil.rmtree(folder)  # its rendered file and env files go with it
+        if purge:
+            if target.database or target.bucket or target.redis_prefix:
+                # resources, then the instance's secrets (an app without resources has none)
+                self._provisioner(target).purge()
+            remove_data_path(target)
         return left
 
 
