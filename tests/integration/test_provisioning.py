@@ -151,3 +151,23 @@ def test_plan_shows_what_exists_and_writes_nothing(app: tuple[Path, dict[str, st
     assert actions() == {"secrets": "noop", "database": "noop", "bucket": "noop", "cache": "noop"}
     text = cli("plan", "test", "--pr", "5", cwd=folder, env=env).stdout
     assert f"reuse bucket {name}-pr-5" in text
+
+
+def test_the_spec_s_seed_sql_runs_once_per_database(app: tuple[Path, dict[str, str]]) -> None:
+    """Seed 003's minimal seed: one bot_config row and a model_provider row, applied once."""
+    folder, env = app
+    (folder / "seed.sql").write_text(
+        "CREATE TABLE bot_config (bot_name text, init_type text, is_active boolean);\n"
+        "INSERT INTO bot_config VALUES ('test-bot', 'websocket', true);\n"
+        "CREATE TABLE model_provider (name text, client_type text);\n"
+        "INSERT INTO model_provider VALUES ('openai', 'openai');\n")
+    spec = folder / "envplane.yaml"
+    spec.write_text(spec.read_text().replace("  postgres: {}\n", "  postgres: {seed: seed.sql}\n"))
+    for _ in range(2):  # the second up must not apply it again
+        done = cli("up", "test", "--pr", "5", cwd=folder, env=env)
+        assert done.returncode == 0, done.stderr
+    env_file = folder / ".envplane" / "instances" / "test" / "pr-5" / "web.env"
+    url = dict(line.split("=", 1) for line in env_file.read_text().splitlines())["DATABASE_URL"]
+    with psycopg.connect(url.replace("host.docker.internal", "127.0.0.1")) as conn:
+        assert conn.execute("select bot_name, init_type from bot_config").fetchall() == [("test-bot", "websocket")]
+        assert conn.execute("select count(*) from model_provider").fetchone() == (1,)
