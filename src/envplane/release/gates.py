@@ -1,0 +1,155 @@
+"""Quality gates of a promotion (seed 000 §5.3), decided from facts. Pure.
+
+`evaluate(config, facts)` says, per gate, pass or fail and why. Gathering the facts
+(reading report files, measuring p95 on staging, asking the state store what is deployed
+and who approved) is the caller's; every gate here is a plain function of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from envplane.release.reports import Finding, JUnitSummary, at_or_above
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Which gates an env runs. With a minimal spec, production runs order, health, p95
+    and approval; the report gates turn on when the spec names their reports."""
+
+    order: bool = True
+    health: bool = True
+    p95_ms: float | None = 200.0
+    approval: bool = True
+    tests: bool = False
+    min_coverage: float | None = None
+    max_severity: str | None = None  # a finding at or above this fails: "high"
+    migrations: bool = False
+    changelog: bool = False
+
+
+@dataclass(frozen=True)
+class Facts:
+    version: str
+    promoter: str
+    previous_env: str | None = None  # the env the version must come from (staging)
+    deployed_on_previous: bool = False
+    healthy_on_previous: bool = False
+    healthy_now: bool = True
+    p95_ms: float | None = None
+    approvers: Sequence[str] = ()
+    junit: JUnitSummary | None = None
+    coverage: float | None = None
+    findings: Sequence[Finding] | None = None
+    migrated_on_previous: bool | None = None
+    changelog_entry: bool | None = None
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    results: tuple[GateResult, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def failed(self) -> list[GateResult]:
+        return [r for r in self.results if not r.ok]
+
+
+def evaluate(config: GateConfig, facts: Facts) -> Verdict:
+    results: list[GateResult] = []
+    if config.order and facts.previous_env:
+        results.append(_order(facts))
+    if config.health and facts.previous_env:
+        state = "healthy" if facts.healthy_on_previous else "not healthy"
+        results.append(GateResult("health", facts.healthy_on_previous,
+                                  f"{facts.version} is {state} on {facts.previous_env}"))
+    if config.p95_ms is not None:
+        results.append(_p95(config.p95_ms, facts))
+    if config.tests:
+        results.append(_tests(facts))
+    if config.min_coverage is not None:
+        results.append(_coverage(config.min_coverage, facts))
+    if config.max_severity is not None:
+        results.append(_security(config.max_severity, facts))
+    if config.migrations:
+        results.append(_known("migrations", facts.migrated_on_previous,
+                              f"the migrate hook of {facts.version} ran on {facts.previous_env}"))
+    if config.changelog:
+        results.append(_known("changelog", facts.changelog_entry,
+                              f"CHANGELOG.md has a section for {facts.version}"))
+    if config.approval:
+        results.append(_approval(facts))
+    return Verdict(tuple(results))
+
+
+def _order(facts: Facts) -> GateResult:
+    if facts.deployed_on_previous:
+        return GateResult("order", True, f"{facts.version} was deployed on {facts.previous_env}")
+    return GateResult("order", False, f"{facts.version} was never deployed on {facts.previous_env}: "
+                      "no skipping envs")
+
+
+def _p95(limit: float, facts: Facts) -> GateResult:
+    if facts.p95_ms is None:
+        return GateResult("performance", False, "p95 latency was not measured")
+    ok = facts.p95_ms <= limit
+    return GateResult("performance", ok, f"p95 {facts.p95_ms:.0f} ms {'<=' if ok else '>'} {limit:.0f} ms")
+
+
+def _tests(facts: Facts) -> GateResult:
+    if facts.junit is None:
+        return GateResult("tests", False, "no JUnit report for this version")
+    ok = facts.junit.failed == 0 and facts.junit.tests > 0
+    return GateResult("tests", ok, f"{facts.junit.tests} tests, {facts.junit.failed} failed")
+
+
+def _coverage(minimum: float, facts: Facts) -> GateResult:
+    if facts.coverage is None:
+        return GateResult("coverage", False, "no coverage report for this version")
+    ok = facts.coverage >= minimum
+    return GateResult("coverage", ok, f"{facts.coverage:.1f} % {'>=' if ok else '<'} {minimum:.1f} %")
+
+
+def _security(threshold: str, facts: Facts) -> GateResult:
+    if facts.findings is None:
+        return GateResult("security", False, "no security report for this version")
+    bad = at_or_above(list(facts.findings), threshold)
+    if not bad:
+        return GateResult("security", True, f"no finding at or above {threshold}")
+    names = ", ".join(f"{f.id} ({f.severity})" for f in bad[:5]) + (" …" if len(bad) > 5 else "")
+    return GateResult("security", False, f"{len(bad)} finding(s) at or above {threshold}: {names}")
+
+
+def _known(gate: str, fact: bool | None, what: str) -> GateResult:
+    if fact is None:
+        return GateResult(gate, False, f"unknown: {what}?")
+    return GateResult(gate, fact, what if fact else f"not so: {what}")
+
+
+def _approval(facts: Facts) -> GateResult:
+    others = sorted({a for a in facts.approvers if a != facts.promoter})
+    if others:
+        return GateResult("approval", True, f"approved by {', '.join(others)}")
+    if facts.promoter in facts.approvers:
+        return GateResult("approval", False, f"only {facts.promoter} approved, who promotes: "
+                          "another person must approve")
+    return GateResult("approval", False, "not approved: `envplane approve VERSION --to ENV`")
+
+
+def config_from(spec: Mapping[str, object] | None) -> GateConfig:
+    """GateConfig from a spec's `gates:` mapping; unknown names are the caller's SpecError."""
+    if not spec:
+        return GateConfig()
+    fields = set(GateConfig.__dataclass_fields__)
+    return GateConfig(**{k: v for k, v in spec.items() if k in fields})  # type: ignore[arg-type]
