@@ -190,3 +190,14 @@ def test_a_port_held_by_another_app_is_named(app: Path, tmp_path_factory: pytest
                 in done.stderr)
     finally:
         envplane("down", "test", "--pr", "1", "--purge", cwd=other, env=data)
+
+
+def test_logs_of_a_service_and_of_one_that_is_not_there(app: Path) -> None:
+    data = {"DATA_PATH": ""}
+    assert envplane("up", "test", "--pr", "2", cwd=app, env=data).returncode == 0
+    get(f"http://127.0.0.1:{base(app) + 10}/health.txt")
+    shown = envplane("logs", "test", "web", "--pr", "2", cwd=app, env=data)
+    assert shown.returncode == 0, shown.stderr
+    missing = envplane("logs", "test", "db", "--pr", "2", cwd=app, env=data)
+    assert missing.returncode == 2
+    assert "no container of service 'db'" in missing.stderr
