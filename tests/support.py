@@ -133,3 +133,9 @@ def free_port_block(size: int = 40) -> int:
             for s in sockets:
                 s.close()
     raise RuntimeError("no free block of ports")
+
+
+def remove_example_images(tag: str) -> None:
+    """Drop the example's images built under a test's own IMAGE_TAG (layers stay cached)."""
+    subprocess.run(["docker", "rmi", f"finance-report-backend:{tag}", f"finance-report-frontend:{tag}"],
+                   capture_output=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import cli, docker_engine, free_port_block, need
+from tests.support import cli, docker_engine, free_port_block, need, remove_example_images
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -64,6 +64,7 @@ def app(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     for args in (["preview", "down", "--pr", "21"], ["preview", "down", "--pr", "22"],
                  ["down", "staging", "--purge"], ["down", "docker", "--purge"]):
         cli(*args, cwd=folder, env=env)
+    remove_example_images(name)
 
 
 def test_docker_staging_and_two_previews_side_by_side(app: tuple[Path, dict[str, str]], tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from envplane.backends.database.postgres import PostgresDatabases
 from envplane.backends.objects.s3 import S3Store
 from envplane.backends.secrets import open_secret_store
 from envplane.secret import Secret
-from tests.support import cli, docker_engine, free_port_block, need
+from tests.support import cli, docker_engine, free_port_block, need, remove_example_images
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVERS = {"ENVPLANE_POSTGRES_URL": "ENVPLANE_TEST_POSTGRES_URL",
@@ -62,6 +62,7 @@ def app(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str], str]]:
     yield folder, env, name
     for args in (["down", "test", "--pr", "5", "--purge"], ["down", "staging", "--purge"]):
         cli(*args, cwd=folder, env={**env, "DATA_PATH": str(tmp_path / "data" / args[1])})
+    remove_example_images(name)
 
 
 def backend_url(folder: Path, env: dict[str, str], *args: str) -> str:

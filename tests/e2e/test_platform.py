@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import cli, docker_engine, free_port_block, need
+from tests.support import cli, docker_engine, free_port_block, need, remove_example_images
 
 ROOT = Path(__file__).resolve().parents[2]
 NO_SERVERS = {k: "" for k in ("ENVPLANE_POSTGRES_URL", "ENVPLANE_S3_ENDPOINT", "ENVPLANE_S3_ACCESS_KEY",
@@ -61,6 +61,7 @@ def test_an_app_without_servers_is_provisioned_on_its_env_platform(home: tuple[P
         assert health["cache"] == {"ok": True, "kind": "redis", "prefix": f"{name}:dr:"}
     finally:
         purged = cli("down", "dr", "--purge", cwd=folder, env=app_env)
+        remove_example_images(name)
     assert purged.returncode == 0, purged.stderr
     gone = cli("platform", "down", "dr", "--purge", cwd=tmp_path, env={**env, "DATA_PATH": str(tmp_path / "pf")})
     assert gone.returncode == 0, gone.stderr
