@@ -113,13 +113,20 @@ def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
-def free_port_block(size: int = 40) -> int:
-    """The start of `size` consecutive free TCP ports, so parallel tests never share one."""
+def free_port_block(size: int = 200) -> int:
+    """The start of `size` consecutive free TCP ports, so parallel tests never share one.
+
+    Each pytest-xdist worker draws from its own range, so two workers can never pick
+    overlapping blocks at the same moment; within a worker, tests run one at a time.
+    """
     import random
     import socket
 
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    low = 40000 + (worker % 4) * 6000
+    step = max(100, -(-size // 100) * 100)
     for _ in range(200):
-        start = random.randrange(44000, 60000, 100)
+        start = random.randrange(low, low + 6000 - step, step)
         sockets = []
         try:
             for port in range(start, start + size):

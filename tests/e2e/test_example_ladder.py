@@ -50,7 +50,8 @@ def app(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     text = spec.read_text().replace("app: finance-report", f"app: {name}").replace("prefix: report", f"prefix: {name}")
     spec.write_text(text + (
         "environments:\n"
-        f"  test:\n    port_base: {base}\n"
+        # PR 21 and 22 land on base and base + 10, inside the block checked free
+        f"  test:\n    port_base: {base - 200}\n"
         f"  staging:\n    ports:\n      backend: {{8000: {base + 40}}}\n      frontend: {{8080: {base + 41}}}\n"
         f"  docker:\n    ports:\n      backend: {{8000: {base + 50}}}\n      frontend: {{8080: {base + 51}}}\n"
     ))
