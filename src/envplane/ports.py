@@ -51,6 +51,11 @@ class PortError(ValueError):
         self.hint = hint
 
 
+def published_port(ports: Sequence[PortPlan], target: int) -> int | None:
+    """The host port a container port is published on, if it is."""
+    return next((p.published for p in ports if p.target == target and p.published is not None), None)
+
+
 def app_slot(app: str) -> int:
     """A stable per-app shift of the PR block: a multiple of 100 from 0 to 4900."""
     return (zlib.crc32(app.encode()) % 50) * 100

@@ -20,7 +20,6 @@ from envplane.backends.secrets.base import SecretStore
 from envplane.backends.secrets.generate import new_password
 from envplane.errors import BackendError
 from envplane.secret import Secret
-from envplane.spec.models import Resources
 
 if TYPE_CHECKING:  # the drivers load only when a resource needs them
     from envplane.backends.cache.redis import RedisUsers
@@ -158,7 +157,7 @@ class Provisioner:
 
     def variables(self, service: ServiceTarget) -> dict[str, Secret | str]:
         """What one service gets for the resources it `uses` (names from the spec)."""
-        spec = self._spec_resources()
+        spec = self.target.resources
         out: dict[str, Secret | str] = {}
         t = self.target
         if "postgres" in service.uses and t.database and spec.postgres:
@@ -223,13 +222,10 @@ class Provisioner:
         return Secret(for_containers(url.reveal()))
 
     def _seed(self) -> str | None:
-        spec = self._spec_resources().postgres
+        spec = self.target.resources.postgres
         if spec is None or spec.seed is None:
             return None
         return (self.root / spec.seed).read_text(encoding="utf-8")
-
-    def _spec_resources(self) -> Resources:
-        return self.target.resources
 
     def _postgres(self) -> PostgresDatabases:
         from envplane.backends.database.postgres import PostgresDatabases

@@ -18,7 +18,7 @@ from envplane.compose.merge import ComposeModel
 from envplane.compose.model import parse_port
 from envplane.errors import Problem, SpecError, UsageError
 from envplane.names import Instance, bucket_name, container_name, fill, run_id, sql_identifier
-from envplane.ports import PortError, PortPlan, PortRequest, assign
+from envplane.ports import PortError, PortPlan, PortRequest, assign, published_port
 from envplane.spec.ladder import EnvConfig
 from envplane.spec.load import Project
 from envplane.spec.models import PublicRoute, Resources, ServiceSpec
@@ -44,6 +44,11 @@ class ServiceTarget:
     provided: tuple[str, ...]  # variables envplane supplies from resources and secrets
     secret_path: str
     env: Mapping[str, str]
+
+    @property
+    def public_host_port(self) -> int | None:
+        """The host port the public container port is published on, if it is."""
+        return published_port(self.ports, self.public.port) if self.public else None
 
 
 @dataclass(frozen=True)
@@ -339,10 +344,8 @@ def _same_host_port(model: ComposeModel, plans: list[PortPlan]) -> list[Problem]
 
 
 def _local_port(ports: tuple[PortPlan, ...], public_port: int) -> int:
-    for plan in ports:
-        if plan.target == public_port and plan.published is not None:
-            return plan.published
-    return public_port
+    found = published_port(ports, public_port)
+    return public_port if found is None else found
 
 
 def _url(

@@ -109,10 +109,10 @@ def do_up(project: actions.Project, env_name: str, pr: int | None, run: str | No
 
 def _print_addresses(target: Target) -> None:
     for service in target.services:
-        local = [f"http://127.0.0.1:{p.published}" for p in service.ports
-                 if p.published and service.public and p.target == service.public.port]
+        port = service.public_host_port
+        local = f"http://127.0.0.1:{port}" if port else ""
         if service.url or local:
-            out.print(f"  {service.name}: {service.url or ''} {' '.join(local)}".rstrip())
+            out.print(f"  {service.name}: {service.url or ''} {local}".rstrip())
 
 
 def _run_processes(root: Path, target: Target, timeout: float) -> None:

@@ -55,8 +55,7 @@ def routes_for(target: Target, upstream_host: str = "127.0.0.1") -> list[Route]:
     for service in target.services:
         if service.public is None:
             continue
-        port = next((p.published for p in service.ports
-                     if p.target == service.public.port and p.published), None)
+        port = service.public_host_port
         if port is None:
             continue
         routes.append(Route(instance_prefix(target.app, target.id) + service.name,

@@ -33,10 +33,7 @@ def checks_for(target: Target, host: str = "127.0.0.1") -> list[HealthCheck]:
             checks.append(HealthCheck(service.name, "healthcheck"))
             continue
         if service.health and service.public is not None:
-            port = next(
-                (p.published for p in service.ports if p.target == service.public.port and p.published),
-                None,
-            )
+            port = service.public_host_port
             if target.env.runtime == "process":
                 port = int(service.env.get("PORT", service.public.port))
             if port is not None:
