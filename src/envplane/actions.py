@@ -120,7 +120,7 @@ def plan(project: Project, target: Target, observed: Observed | None = None, bui
                 )
             ]
         )
-    return plan_up(target, project.root, observed, build)
+    return plan_up(target, project.root, observed, build, project.spec.hooks)
 
 
 def render_text(project: Project, target: Target) -> str:

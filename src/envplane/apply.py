@@ -99,6 +99,8 @@ class Applier:
                 self._check_ports(target)
             case "start":
                 self.runtime.up(target.project, file)
+            case kind if kind.startswith("hook:"):
+                self.runtime.run_once(target.project, file, step.resource, step.command[-1])
             case "health":
                 checks = [c for c in checks_for(target) if c.service == step.resource]
                 wait_healthy(
@@ -115,6 +117,10 @@ class Applier:
             case _:
                 raise AssertionError(f"plan step {step.kind!r} has no executor")
         return "ok"
+
+    def run_step(self, step: Step, target: Target) -> str:
+        """Run one step of a plan on its own (blue-green runs the resource steps so)."""
+        return self._run(step, target)
 
     def provision_only(self, plan: Plan) -> list[Change]:
         """Run just the resource steps of a plan (`envplane provision`)."""

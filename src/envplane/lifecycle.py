@@ -96,23 +96,39 @@ class _Recorder:
 
 
 def up(session: Session, plan: Plan, on_step: StepHook, health_timeout: float,
-       ref: str | None = None) -> Outcome:
-    target = plan.target
+       ref: str | None = None, version: str | None = None, action: str = "up") -> Outcome:
+    outcome = Outcome()
+
+    def apply(recorder: StepHook) -> dict[str, Any]:
+        nonlocal outcome
+        applier = Applier(session.project, on_step=recorder, health_timeout=health_timeout)
+        outcome = applier.up(plan)
+        return {"urls": outcome.urls}
+
+    deploy(session, plan.target, action, apply, on_step, ref=ref, version=version)
+    return outcome
+
+
+def deploy(session: Session, target: Target, action: str,
+           apply: Callable[[StepHook], Mapping[str, Any]], on_step: StepHook,
+           ref: str | None = None, version: str | None = None,
+           colour: str | None = None) -> Mapping[str, Any]:
+    """Run `apply` under the instance's lock as one recorded deployment, audited either way."""
     with session.locked(target):
         deployment = instances.start_deployment(session.store, target.app, target.env.name, target.id,
-                                                session.actor, ref=ref)
+                                                session.actor, ref=ref, version=version, colour=colour)
         recorder = _Recorder(session, deployment.id, on_step)
-        applier = Applier(session.project, on_step=recorder, health_timeout=health_timeout)
+        known = {"deployment": deployment.id, "ref": ref, "version": version, "colour": colour}
+        given = {k: v for k, v in known.items() if v is not None or k == "ref"}
         try:
-            outcome = applier.up(plan)
+            detail = apply(recorder)
         except EnvplaneError as exc:
             instances.finish_deployment(session.store, deployment.id, "failed")
-            session.audit("up", target, "failed", {"error": exc.message, "deployment": deployment.id})
+            session.audit(action, target, "failed", {**given, "error": exc.message})
             raise
         instances.finish_deployment(session.store, deployment.id, "ok")
-        session.audit("up", target, "ok", {"deployment": deployment.id, "urls": outcome.urls,
-                                           "ref": ref})
-        return outcome
+        session.audit(action, target, "ok", {**given, **detail})
+        return detail
 
 
 def down(session: Session, target: Target, purge: bool) -> Leftovers:

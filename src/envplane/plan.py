@@ -7,11 +7,13 @@ apply time; with none (plain `envplane plan`) every resource is assumed missing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from envplane.commands import compose as compose_cmd
+from envplane.spec.models import HookName, HookSpec
 from envplane.target import Target
 
 Action = Literal["check", "create", "run", "noop"]
@@ -74,10 +76,14 @@ def env_files(root: Path, target: Target) -> dict[str, str]:
     return {s.name: str(folder / f"{s.name}.env") for s in target.services if s.uses or s.secrets}
 
 
-def plan_up(target: Target, root: Path, observed: Observed | None = None, build: bool = False) -> Plan:
+def plan_up(target: Target, root: Path, observed: Observed | None = None, build: bool = False,
+            hooks: Mapping[HookName, HookSpec] | None = None) -> Plan:
     """The steps of `up`. Like `docker compose up`, images are built when missing;
-    `build=True` (`up --build`, a new commit of a PR) rebuilds them first."""
+    `build=True` (`up --build`, a new commit of a PR) rebuilds them first. The spec's
+    `pre_deploy` and `migrate` hooks run before the new containers start, `post_deploy`
+    once they are healthy."""
     seen = observed or Observed()
+    hooks = hooks or {}
     steps: list[Step] = [
         Step("isolation", "check", "check the isolation invariant against every other instance"),
         Step("lock", "run", f"take the lock of {target.app}/{target.id}"),
@@ -87,8 +93,10 @@ def plan_up(target: Target, root: Path, observed: Observed | None = None, build:
     if target.env.runtime == "process":
         steps += _process_steps(target)
     else:
-        steps += _compose_steps(target, root, build)
+        steps += _compose_steps(target, root, build, hooks)
     steps += _health_steps(target)
+    if target.env.runtime != "process" and "post_deploy" in hooks:
+        steps.append(hook_step("post_deploy", hooks["post_deploy"]))
     if target.domain and target.env.runtime != "process" and target.public_urls():
         steps.append(
             Step("route", "create", f"route {target.domain} to the public services", target.domain)
@@ -151,7 +159,13 @@ def _process_steps(target: Target) -> list[Step]:
     ]
 
 
-def _compose_steps(target: Target, root: Path, build: bool) -> list[Step]:
+def hook_step(name: HookName, hook: HookSpec) -> Step:
+    return Step(f"hook:{name}", "run", f"run the {name} hook in {hook.service}: {hook.command}",
+                hook.service, command=("sh", "-c", hook.command))
+
+
+def _compose_steps(target: Target, root: Path, build: bool,
+                   hooks: Mapping[HookName, HookSpec]) -> list[Step]:
     file = str(compose_file(root, target))
     steps = [Step("render", "create", f"write the instance's Compose file {file}", file)]
     if build and any("build" in svc for svc in target.compose.data.get("services", {}).values()):
@@ -164,6 +178,7 @@ def _compose_steps(target: Target, root: Path, build: bool) -> list[Step]:
         ports = ", ".join(f"{p.published}/{p.protocol}" for p in published)
         steps.append(Step("ports", "check", "check that the instance's host ports are free "
                           "(or already its own)", ports))
+    steps += [hook_step(name, hooks[name]) for name in ("pre_deploy", "migrate") if name in hooks]
     steps.append(
         Step("start", "run", f"start Compose project {target.project}", target.project,
              command=tuple(compose_cmd.up(target.project, file)))

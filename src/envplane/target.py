@@ -281,6 +281,11 @@ def _spec_services_problems(project: Project, services: Mapping[str, Any]) -> li
                     "Compose services: " + (", ".join(services) or "(none)"),
                 )
             )
+    for hook, spec in project.spec.hooks.items():
+        if spec.service not in services:
+            problems.append(project.doc.problem(
+                ("hooks", hook, "service"), f"no service {spec.service!r} in the Compose files",
+                "Compose services: " + (", ".join(services) or "(none)")))
     return problems
 
 

@@ -69,6 +69,7 @@ class Database:
 
 DB = Database(database_url())
 ENV = os.environ.get("DEPLOY_ENV", "unknown")
+RELEASE = os.environ.get("ENVPLANE_RELEASE")  # set by `envplane release` and `promote`
 
 
 def reason(exc: Exception) -> str:
@@ -126,7 +127,7 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # any failure of the database is the answer, not a crash
             self.unavailable(exc)
             return
-        report: dict[str, Any] = {"env": ENV, "database": {"ok": one == 1, "kind": DB.kind,
+        report: dict[str, Any] = {"env": ENV, "release": RELEASE, "database": {"ok": one == 1, "kind": DB.kind,
                                                            "reports": count}}
         for name, check in (("storage", checks.storage), ("cache", checks.cache)):
             found = check()

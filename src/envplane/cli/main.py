@@ -308,6 +308,7 @@ from envplane.cli import (  # noqa: E402, F401
     platform_commands,
     preview_commands,
     proxy_commands,
+    release_commands,
     run_commands,
     secrets_commands,
 )

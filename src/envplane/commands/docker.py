@@ -59,3 +59,11 @@ def publishing(port: int, protocol: str) -> list[str]:
     """Containers (any app, any state) that publish host port `port`."""
     return ["docker", "ps", "--all", "--filter", f"publish={port}/{protocol}", "--format",
             '{{.Names}}\t{{.Label "envplane.app"}}\t{{.Label "envplane.instance"}}']
+
+
+def image_id(ref: str) -> list[str]:
+    return ["docker", "image", "inspect", "--format", "{{.Id}}\t{{json .RepoDigests}}", ref]
+
+
+def tag(source: str, ref: str) -> list[str]:
+    return ["docker", "tag", source, ref]

@@ -82,7 +82,7 @@ def _service(target: Target, service: ServiceTarget, raw: dict[str, Any], root: 
         **_traefik(target, service),
     }
     if "build" in svc:
-        svc["build"] = _build(svc["build"], root)
+        svc["build"] = build_section(svc["build"], root)
     if "volumes" in svc:
         svc["volumes"] = [_mount(v, root) for v in svc["volumes"]]
     if "env_file" in svc:
@@ -173,7 +173,8 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
-def _build(build: Any, root: Path) -> Any:
+def build_section(build: Any, root: Path) -> Any:
+    """A service's `build:` with its context made absolute."""
     if isinstance(build, str):
         return {"context": _abs(build, root)}
     build = dict(build)

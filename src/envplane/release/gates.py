@@ -7,10 +7,11 @@ and who approved) is the caller's; every gate here is a plain function of them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from envplane.release.reports import Finding, JUnitSummary, at_or_above
+from envplane.spec.models import GatesSpec
 
 
 @dataclass(frozen=True)
@@ -147,9 +148,21 @@ def _approval(facts: Facts) -> GateResult:
     return GateResult("approval", False, "not approved: `envplane approve VERSION --to ENV`")
 
 
-def config_from(spec: Mapping[str, object] | None) -> GateConfig:
-    """GateConfig from a spec's `gates:` mapping; unknown names are the caller's SpecError."""
-    if not spec:
-        return GateConfig()
-    fields = set(GateConfig.__dataclass_fields__)
-    return GateConfig(**{k: v for k, v in spec.items() if k in fields})  # type: ignore[arg-type]
+def config_for(gates: GatesSpec, has_previous: bool) -> GateConfig:
+    """The gates an env's spec turns on. Order and health need an env to come from."""
+    return GateConfig(
+        order=has_previous and gates.order is not False,
+        health=has_previous and gates.health is not False,
+        p95_ms=(gates.p95_ms or 200.0) if _p95_on(gates) else None,
+        approval=bool(gates.approval),
+        tests=gates.junit is not None,
+        min_coverage=gates.min_coverage if gates.coverage else None,
+        max_severity=gates.max_severity if gates.security else None,
+        migrations=bool(gates.migrations),
+        changelog=gates.changelog is not None,
+    )
+
+
+def _p95_on(gates: GatesSpec) -> bool:
+    # Writing a limit turns the gate on; `p95: false` turns it off whatever the limit.
+    return gates.p95 if gates.p95 is not None else gates.p95_ms is not None

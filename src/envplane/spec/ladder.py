@@ -11,7 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from envplane.spec.models import EnvSpec, InstanceKind, PortMode, Runtime, VolumeMode
+from envplane.spec.models import (
+    EnvSpec,
+    GatesSpec,
+    InstanceKind,
+    PortMode,
+    Runtime,
+    Strategy,
+    VolumeMode,
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,10 @@ class EnvConfig:
     env: Mapping[str, str] = field(default_factory=dict)
     servers: Mapping[str, str] = field(default_factory=dict)  # resource -> variable name
     builtin: bool = True
+    strategy: Strategy = "recreate"
+    promote_from: str | None = None
+    drain_seconds: float = 2.0  # blue-green: how long the old colour finishes its requests
+    gates: GatesSpec = field(default_factory=GatesSpec)  # promotion into this env
 
 
 # Persistent envs keep named volumes under their data path (volumes="bind") so backups
@@ -127,6 +139,7 @@ LADDER: Mapping[str, EnvConfig] = MappingProxyType(
             port_offset=10000,
             port_offset_auto=True,
             lifecycle="persistent",
+            promote_from="test",
         ),
         "production": EnvConfig(
             name="production",
@@ -144,6 +157,10 @@ LADDER: Mapping[str, EnvConfig] = MappingProxyType(
             port_mode="offset",
             port_offset=0,
             lifecycle="persistent, backed up",
+            strategy="blue-green",
+            promote_from="staging",
+            # Seed 000 §5.3: production also needs staging's p95 and a second person.
+            gates=GatesSpec(p95=True, approval=True),
         ),
         "dr": EnvConfig(
             name="dr",
@@ -160,6 +177,8 @@ LADDER: Mapping[str, EnvConfig] = MappingProxyType(
             port_mode="offset",
             port_offset=0,
             lifecycle="cold; restored from backups",
+            strategy="blue-green",
+            promote_from="production",
         ),
     }
 )
@@ -168,6 +187,7 @@ LADDER: Mapping[str, EnvConfig] = MappingProxyType(
 _SCALARS = (
     "runtime", "instances", "suffix", "domain", "domain_suffix", "data_path", "secrets_env",
     "host", "port_mode", "port_offset", "port_base", "port_stride", "volumes", "lifecycle", "ttl",
+    "strategy", "promote_from", "drain_seconds",
 )
 
 
@@ -207,6 +227,9 @@ def derive(name: str, base: EnvConfig, override: EnvSpec | None) -> EnvConfig:
         profiles=(*base.profiles, *override.profiles),
         env={**base.env, **override.env},
         servers={**base.servers, **{str(k): v for k, v in override.servers.items()}},
+        gates=base.gates.model_copy(update={k: getattr(override.gates, k)
+                                            for k in override.gates.model_fields_set})
+        if override.gates else base.gates,
         **changes,  # type: ignore[arg-type]
     )
 

@@ -108,6 +108,13 @@ def resolve_envs(spec: Spec, doc: Document) -> dict[str, EnvConfig]:
             )
             continue
         envs[name] = derive(name, LADDER[base_name], override)
+    for name, env in envs.items():
+        if env.promote_from is not None and env.promote_from not in envs:
+            problems.append(doc.problem(
+                ("environments", name, "promote_from"),
+                f"unknown environment {env.promote_from!r}",
+                "environments: " + ", ".join(envs),
+            ))
     if problems:
         raise SpecError(problems)
     return envs

@@ -25,6 +25,9 @@ PortMode = Literal["offset", "block", "ephemeral"]
 VolumeMode = Literal["named", "bind"]
 ServerKey = Literal["postgres", "s3_endpoint", "s3_access_key", "s3_secret_key", "redis"]
 SecretStoreKind = Literal["file", "vault", "sops"]
+Strategy = Literal["recreate", "blue-green"]
+Severity = Literal["low", "medium", "high", "critical"]
+HookName = Literal["pre_deploy", "migrate", "post_deploy"]
 
 
 class Model(BaseModel):
@@ -107,6 +110,35 @@ class Resources(Model):
         return data
 
 
+class GatesSpec(Model):
+    """The quality gates of promoting into an env (seed 000 §5). Left out: the env's defaults.
+
+    Report paths are relative to envplane.yaml and may contain {version}; naming a report
+    turns its gate on.
+    """
+
+    order: bool | None = None
+    health: bool | None = None
+    p95_ms: float | None = Field(default=None, gt=0)
+    p95: bool | None = None  # false turns the performance gate off
+    p95_requests: int = Field(default=50, ge=5, le=10000)
+    approval: bool | None = None
+    junit: str | None = None
+    coverage: str | None = None
+    min_coverage: float = Field(default=80.0, ge=0, le=100)
+    security: str | None = None
+    max_severity: Severity = "high"
+    migrations: bool | None = None
+    changelog: str | None = None
+
+
+class HookSpec(Model):
+    """A command run in a one-off container of the new version, before it serves."""
+
+    service: str
+    command: str
+
+
 class EnvSpec(Model):
     """Overrides of one environment. Every field left out keeps the ladder's default."""
 
@@ -133,6 +165,10 @@ class EnvSpec(Model):
     # Names of the environment variables that hold this env's servers (never the values):
     # {postgres: PROD_POSTGRES_URL}. Unnamed ones come from ENVPLANE_POSTGRES_URL and friends.
     servers: dict[ServerKey, str] = Field(default_factory=dict)
+    strategy: Strategy | None = None  # how a release replaces the running one
+    promote_from: str | None = None  # the env a version must pass first
+    drain_seconds: float | None = Field(default=None, ge=0, le=600)
+    gates: GatesSpec | None = None
 
     @field_validator("servers")
     @classmethod
@@ -172,6 +208,7 @@ class Spec(Model):
     resources: Resources = Field(default_factory=Resources)
     secret_store: SecretStoreKind | None = None  # ENVPLANE_SECRETS overrides it; default file
     environments: dict[str, EnvSpec | None] = Field(default_factory=dict)
+    hooks: dict[HookName, HookSpec] = Field(default_factory=dict)
 
     @field_validator("app", "prefix")
     @classmethod

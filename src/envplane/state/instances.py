@@ -48,6 +48,7 @@ class DeploymentRecord:
     actor: str
     started_at: datetime
     finished_at: datetime | None
+    colour: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ def start_deployment(
     ref: str | None = None,
     version: str | None = None,
     clock: Clock = utc_now,
+    colour: str | None = None,
 ) -> DeploymentRecord:
     """Open a deployment of the instance, creating the instance on its first deploy."""
     refuse_secrets(actor=actor, ref=ref, version=version)
@@ -138,7 +140,7 @@ def start_deployment(
             session.add(target)
             session.flush()
         row = Deployment(instance_id=target.id, ref=ref, version=version, status=RUNNING,
-                         actor=actor, started_at=now)
+                         actor=actor, started_at=now, colour=colour)
         session.add(row)
         session.flush()
         return _deployment(row)
@@ -244,7 +246,7 @@ def _instance(row: Instance) -> InstanceRecord:
 
 def _deployment(row: Deployment) -> DeploymentRecord:
     return DeploymentRecord(row.id, row.instance_id, row.ref, row.version, row.status,
-                            row.actor, row.started_at, row.finished_at)
+                            row.actor, row.started_at, row.finished_at, row.colour)
 
 
 def _step(row: DeploymentStep) -> StepRecord:

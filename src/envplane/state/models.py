@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Dialect,
     ForeignKey,
@@ -89,6 +90,7 @@ class Deployment(Base):
     actor: Mapped[str] = mapped_column(String(200))
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+    colour: Mapped[str | None] = mapped_column(String(16))  # blue-green: the colour deployed
 
 
 class DeploymentStep(Base):
@@ -142,3 +144,47 @@ class LockRow(Base):
     token: Mapped[str] = mapped_column(String(32))
     acquired_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class ReleaseRow(Base):
+    """A built version of an app: the exact image of every service, promoted as it is."""
+
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("app", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(100))
+    ref: Mapped[str | None] = mapped_column(String(200))
+    commit: Mapped[str | None] = mapped_column(String(64))
+    images: Mapped[dict[str, Any]]  # service -> {"ref", "id", "digest"}
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class ApprovalRow(Base):
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(100))
+    env: Mapped[str] = mapped_column(String(100))
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime]
+
+
+class GateResultRow(Base):
+    """One gate of one evaluation; `evaluation` groups the gates of one `promote` run."""
+
+    __tablename__ = "gate_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    evaluation: Mapped[int] = mapped_column(Integer, index=True)
+    app: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(100))
+    env: Mapped[str] = mapped_column(String(100))
+    gate: Mapped[str] = mapped_column(String(50))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[str] = mapped_column(String(1000))
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime]

@@ -102,7 +102,7 @@ def test_migrating_twice_is_a_noop_that_keeps_the_data(
     store, url = store_and_url
     entry = audit.record(store, "alice", "up", "shop", "test", "pr-1", "ok", {})
     again = open_store(tmp_path, url)
-    assert scalar(again, "SELECT version_num FROM alembic_version") == "0001"
+    assert scalar(again, "SELECT version_num FROM alembic_version") == "0002"
     assert scalar(again, "SELECT count(*) FROM alembic_version") == 1
     assert audit.entries(again) == [entry]
     again.close()

@@ -124,11 +124,19 @@ class CaddyAdmin:
     def set_routes(self, target: Target) -> list[Route]:
         """Replace the instance's routes, keep everyone else's."""
         mine = routes_for(target)
-        prefix = instance_prefix(target.app, target.id)
-        others = [r for r in self.routes() if not str(r.get("@id", "")).startswith(prefix)]
-        self._call("PATCH", f"/config/apps/http/servers/{SERVER}/routes",
-                   ordered(others + [r.as_caddy() for r in mine]))
+        self.put_routes(target.app, target.id, [r.as_caddy() for r in mine])
         return mine
+
+    def instance_routes(self, app: str, instance: str) -> list[dict[str, Any]]:
+        prefix = instance_prefix(app, instance)
+        return [r for r in self.routes() if str(r.get("@id", "")).startswith(prefix)]
+
+    def put_routes(self, app: str, instance: str, mine: list[dict[str, Any]]) -> None:
+        """One PATCH, so Caddy switches every route of the instance at once (gracefully:
+        requests in flight finish on the old upstream)."""
+        prefix = instance_prefix(app, instance)
+        others = [r for r in self.routes() if not str(r.get("@id", "")).startswith(prefix)]
+        self._call("PATCH", f"/config/apps/http/servers/{SERVER}/routes", ordered(others + mine))
 
     def remove_routes(self, app: str, instance: str) -> int:
         prefix = instance_prefix(app, instance)

@@ -36,6 +36,12 @@ class Runtime(Protocol):
 
     def up(self, project: str, file: Path) -> None: ...
 
+    def run_once(self, project: str, file: Path, service: str, command: str) -> None:
+        """Run a command in a one-off container of the service; raise when it fails."""
+
+    def down_project(self, project: str) -> None:
+        """Stop one Compose project of an instance (a blue-green colour)."""
+
     def port_users(self, port: int, protocol: str) -> list[tuple[str, str, str]]:
         """(container, app, instance) of every container publishing the host port."""
 

@@ -62,6 +62,13 @@ class ComposeRuntime:
     def up(self, project: str, file: Path) -> None:
         run(self._cmd(compose_cmd.up(project, str(file))), what=f"start {project}", timeout=900)
 
+    def run_once(self, project: str, file: Path, service: str, command: str) -> None:
+        run(self._cmd(compose_cmd.run_once(project, str(file), service, command)),
+            what=f"run `{command}` in {service}", timeout=900)
+
+    def down_project(self, project: str) -> None:
+        run(self._cmd(compose_cmd.down_project(project)), what=f"stop {project}", timeout=300)
+
     def port_users(self, port: int, protocol: str) -> list[tuple[str, str, str]]:
         """(container, app, instance) of every container publishing the host port."""
         listed = run(docker_cmd.publishing(port, protocol), what="docker ps").stdout
