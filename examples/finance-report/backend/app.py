@@ -127,8 +127,8 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # any failure of the database is the answer, not a crash
             self.unavailable(exc)
             return
-        report: dict[str, Any] = {"env": ENV, "release": RELEASE, "database": {"ok": one == 1, "kind": DB.kind,
-                                                           "reports": count}}
+        report: dict[str, Any] = {"env": ENV, "release": RELEASE,
+                                  "database": {"ok": one == 1, "kind": DB.kind, "reports": count}}
         for name, check in (("storage", checks.storage), ("cache", checks.cache)):
             found = check()
             if found is not None:

@@ -142,7 +142,7 @@ def history(store: Store, app: str, env: str, instance: str) -> list[Placement]:
     )
     with store.session() as session:
         return [Placement(i.env, i.instance, d.version or "", d.colour, d.finished_at or d.started_at)
-                for d, i in session.execute(query).tuples()]
+                for d, i in session.execute(query).all()]
 
 
 def placements(store: Store, app: str) -> list[Placement]:
@@ -156,7 +156,7 @@ def placements(store: Store, app: str) -> list[Placement]:
     )
     seen: dict[tuple[str, str], Placement] = {}
     with store.session() as session:
-        for d, i in session.execute(query).tuples():
+        for d, i in session.execute(query).all():
             seen.setdefault((i.env, i.instance),
                             Placement(i.env, i.instance, d.version or "", d.colour,
                                       d.finished_at or d.started_at))
