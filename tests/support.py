@@ -132,6 +132,9 @@ def free_port_block(size: int = 200) -> int:
             for port in range(start, start + size):
                 s = socket.socket()
                 sockets.append(s)
+                # As Docker's and Caddy's listeners do: a port whose old connections
+                # wait in TIME_WAIT (after a load test) is free to listen on.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 s.bind(("127.0.0.1", port))
             return start
         except OSError:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from envplane.backends.database.change import Change
+from envplane.backends.routing import caddy_process
 from envplane.backends.routing.caddy import CaddyAdmin
 from envplane.backends.runtime.base import Leftovers, Runtime
 from envplane.backends.runtime.compose import ComposeRuntime
@@ -187,6 +188,7 @@ class Applier:
         caddy = CaddyAdmin()
         if caddy.answers():
             caddy.remove_routes(target.app, target.id)
+        shutil.rmtree(caddy_process.live_dir(target.app, target.id), ignore_errors=True)
         left = self.runtime.down(target.app, target.id, purge)
         folder = instance_dir(self.project.root, target)
         if folder.exists():

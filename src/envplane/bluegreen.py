@@ -17,16 +17,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from envplane.apply import Applier, StepHook, write_atomic
-from envplane.backends.routing.caddy import CaddyAdmin
+from envplane.apply import Applier, StepHook, port_free, write_atomic
+from envplane.backends.routing import caddy_process
+from envplane.backends.routing.caddy import CaddyAdmin, colour_ports, colour_routes_for
 from envplane.backends.runtime.health import checks_for, wait_healthy
-from envplane.colours import LABEL_COLOUR, Colour, coloured, published
+from envplane.colours import COLOURS, LABEL_COLOUR, Colour, coloured, other, published
 from envplane.compose.render import render, to_yaml
 from envplane.errors import BackendError
 from envplane.plan import Step, env_files, hook_step, instance_dir, plan_up
 from envplane.spec.load import Project
-from envplane.target import Target
+from envplane.target import LABEL_SERVICE, Target
 
+SWITCH_OVERLAP = 0.2  # seconds both markers exist while switching; see Route._colour_switch
 RESOURCE_STEPS = ("directory", "secrets", "database", "sqlite", "bucket", "cache", "envfile")
 COMPOSE_PROJECT = "com.docker.compose.project"
 
@@ -80,8 +82,9 @@ class BlueGreen:
         for step in base_plan.steps:
             if step.kind in RESOURCE_STEPS:
                 self._step(step, partial(self.applier.run_step, step, target))
-        ports = published(target)
-        new = coloured(target, colour, dict(zip(ports, free_ports(len(ports)), strict=True)))
+        live = caddy_process.live_dir(target.app, target.id)
+        upstreams = self._upstreams(target, colour)
+        new = coloured(target, colour, self._host_ports(target, upstreams[colour]))
         file = colour_file(self.project.root, target, colour)
         self._step(Step("render", "create", f"write the {colour} colour's Compose file {file}", str(file)),
                    lambda: self._render(target, new, file))
@@ -98,10 +101,12 @@ class BlueGreen:
             self._step(Step("health", "check", f"wait until every service of {colour} is healthy"),
                        lambda: wait_healthy(checks_for(new), lambda: self._facts(new, colour),
                                             self.health_timeout))
-            before = self.caddy.instance_routes(target.app, target.id)
+            self._step(Step("routes", "check", f"route {target.domain} to both colours' ports",
+                            str(target.domain)),
+                       lambda: self._ensure_routes(target, upstreams, live))
             started = time.monotonic()
             self._step(Step("switch", "run", f"switch {target.domain} to {colour}", str(target.domain)),
-                       lambda: self.caddy.set_routes(new))
+                       lambda: self._mark(live, colour))
             state["switched"] = True
             switch_seconds = time.monotonic() - started
             if "post_deploy" in hooks:
@@ -110,8 +115,8 @@ class BlueGreen:
                     self._step(hook_step("post_deploy", hook),
                                lambda: runtime.run_once(new.project, file, hook.service, hook.command))
                 except BackendError:
-                    if before:  # the old colour still runs: give the users back to it
-                        self.caddy.put_routes(target.app, target.id, before)
+                    if self._facts(target, other(colour)):  # the old colour still runs: back to it
+                        self._mark(live, other(colour))
                         state["switched"] = False
                     raise
         self._step(Step("drain", "run", f"let the old colour finish its requests "
@@ -120,6 +125,59 @@ class BlueGreen:
         self._step(Step("stop", "run", f"stop every colour of {target.id} but {colour}"),
                    lambda: self._stop_others(target, new.project))
         return Switched(colour, switch_seconds, new.public_urls())
+
+    def _upstreams(self, target: Target, colour: Colour) -> dict[str, dict[str, int]]:
+        """colour -> public service -> host port. Stable across deploys, so a switch never
+        changes the proxy's config: the serving colour keeps the ports it runs on, the new
+        one reuses its ports from the routes while they are free."""
+        public = [s for s in target.services if s.public is not None and s.public_host_port is not None]
+        known = colour_ports(self.caddy.instance_routes(target.app, target.id))
+        running = {(c.labels.get(LABEL_COLOUR), c.labels.get(LABEL_SERVICE)): c
+                   for c in self.applier.runtime.containers(target.app, target.id) if c.state == "running"}
+        chosen: dict[str, dict[str, int]] = {c: {} for c in COLOURS}
+        missing: list[tuple[str, str]] = []
+        for c in COLOURS:
+            for service in public:
+                assert service.public is not None
+                fact = running.get((c, service.name))
+                port = next((h for p, h, proto in fact.ports if p == service.public.port), None) if fact \
+                    else known.get(c, {}).get(service.name)
+                if port is None or (c == colour and not port_free(port)):
+                    missing.append((c, service.name))
+                else:
+                    chosen[c][service.name] = port
+        taken = {p for ports in chosen.values() for p in ports.values()}
+        fresh = iter(p for p in free_ports(len(missing) + len(taken)) if p not in taken)
+        for colour_name, name in missing:
+            chosen[colour_name][name] = next(fresh)
+        return chosen
+
+    def _host_ports(self, target: Target, public: dict[str, int]) -> dict[tuple[str, int], int]:
+        wanted = published(target)
+        fixed = {(s.name, s.public.port): public[s.name] for s in target.services
+                 if s.public is not None and s.name in public}
+        others = [key for key in wanted if key not in fixed]
+        return {**fixed, **dict(zip(others, free_ports(len(others)), strict=True))}
+
+    def _ensure_routes(self, target: Target, upstreams: dict[str, dict[str, int]], live: Path) -> str:
+        """Set the colour routes when they are missing or name other ports (the first
+        blue-green deploy of an instance): the one config change, before any switch."""
+        current = self.caddy.instance_routes(target.app, target.id)
+        if colour_ports(current) == upstreams:
+            return "skip"
+        live.mkdir(parents=True, exist_ok=True)
+        routes = colour_routes_for(target, upstreams, str(live))
+        self.caddy.put_routes(target.app, target.id, [r.as_caddy() for r in routes])
+        return "ok"
+
+    def _mark(self, live: Path, colour: str) -> None:
+        """Make `colour` the live one: its marker first, a pause, then the other's removed,
+        so at every instant at least one marker exists."""
+        live.mkdir(parents=True, exist_ok=True)
+        (live / colour).touch()
+        if (live / other(colour)).exists():
+            self.sleep(SWITCH_OVERLAP)
+            (live / other(colour)).unlink(missing_ok=True)
 
     def _render(self, target: Target, new: Target, file: Path) -> None:
         base = self.project.compose[0].file.parent

@@ -38,7 +38,7 @@ def test_probe_urls_use_the_ports_the_running_containers_publish(tmp_path: Path)
 
 
 class _Slow(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         status = 500 if self.path == "/broken" else 200
         self.send_response(status)
         self.end_headers()

@@ -12,6 +12,7 @@ import json
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,9 @@ class Route:
     hosts: tuple[str, ...]
     path: str
     upstream: str
+    # Blue-green: colour -> upstream, and the folder whose marker file names the live colour.
+    colours: tuple[tuple[str, str], ...] = ()
+    live_dir: str = ""
 
     def as_caddy(self) -> dict[str, Any]:
         match: dict[str, Any] = {"host": list(self.hosts)}
@@ -37,9 +41,31 @@ class Route:
         return {
             "@id": self.id,
             "match": [match],
-            "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": self.upstream}]}],
+            "handle": [self._colour_switch() if self.colours else _proxy(self.upstream)],
             "terminal": True,
         }
+
+    def _colour_switch(self) -> dict[str, Any]:
+        """Per request, the colour whose marker file exists gets it (Caddy's `file` matcher).
+
+        Switching colours is then a file operation, not a config change: Caddy reloads
+        its servers on every config change, and a reload under load drops connections.
+        In the instant of a switch both markers exist (the first colour wins); a request
+        that saw neither goes to whichever colour answers, as both run then.
+        """
+        routes: list[dict[str, Any]] = [
+            {"@id": f"{self.id}/{colour}",
+             "match": [{"file": {"root": self.live_dir, "try_files": [colour]}}],
+             "handle": [_proxy(upstream)]}
+            for colour, upstream in self.colours
+        ]
+        either = _proxy(*(upstream for _, upstream in self.colours))
+        either["load_balancing"] = {"try_duration": "5s", "try_interval": "100ms"}
+        return {"handler": "subroute", "routes": [*routes, {"handle": [either]}]}
+
+
+def _proxy(*upstreams: str) -> dict[str, Any]:
+    return {"handler": "reverse_proxy", "upstreams": [{"dial": u} for u in upstreams]}
 
 
 def instance_prefix(app: str, instance: str) -> str:
@@ -61,6 +87,38 @@ def routes_for(target: Target, upstream_host: str = "127.0.0.1") -> list[Route]:
         routes.append(Route(instance_prefix(target.app, target.id) + service.name,
                             tuple(dict.fromkeys(hosts)), service.public.path, f"{upstream_host}:{port}"))
     return routes
+
+
+def colour_routes_for(target: Target, ports: Mapping[str, Mapping[str, int]], live_dir: str,
+                      upstream_host: str = "127.0.0.1") -> list[Route]:
+    """The routes of a blue-green instance: each public service to both colours' ports
+    (`ports`: colour -> service -> host port), the live colour picked by marker file. Pure."""
+    if target.domain is None:
+        return []
+    hosts = tuple(dict.fromkeys((target.domain, target.domain.split(".", 1)[0] + ".localhost")))
+    routes = []
+    for service in target.services:
+        if service.public is None or service.public_host_port is None:
+            continue
+        colours = tuple((colour, f"{upstream_host}:{by_service[service.name]}")
+                        for colour, by_service in sorted(ports.items()))
+        routes.append(Route(instance_prefix(target.app, target.id) + service.name, hosts,
+                            service.public.path, colours[0][1], colours, live_dir))
+    return routes
+
+
+def colour_ports(routes: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """colour -> service -> host port, read back from an instance's blue-green routes."""
+    found: dict[str, dict[str, int]] = {}
+    for route in routes:
+        service = str(route.get("@id", "")).rsplit("/", 1)[-1]
+        for handler in route.get("handle", []):
+            for sub in handler.get("routes", []) if handler.get("handler") == "subroute" else []:
+                colour = str(sub.get("@id", "")).rsplit("/", 1)[-1] if sub.get("@id") else None
+                dial = sub["handle"][0]["upstreams"][0]["dial"] if colour else ""
+                if colour and dial.rpartition(":")[2].isdigit():
+                    found.setdefault(colour, {})[service] = int(dial.rpartition(":")[2])
+    return found
 
 
 FALLBACK_ID = "envplane/_unknown-host"

@@ -19,6 +19,11 @@ def home() -> Path:
     return Path(os.environ.get("ENVPLANE_HOME") or Path.home() / ".envplane")
 
 
+def live_dir(app: str, instance: str) -> Path:
+    """Where a blue-green instance's marker file names its live colour (read by Caddy)."""
+    return home() / "proxy" / "live" / app / instance
+
+
 def caddy_binary() -> str:
     found = shutil.which("caddy") or shutil.which("caddy", path=str(Path(sys.executable).parent))
     if found is None:
