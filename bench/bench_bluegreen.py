@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from envplane.backends.routing.caddy import CaddyAdmin
-from envplane.bluegreen import SWITCH_OVERLAP
+from envplane.release.bluegreen import SWITCH_OVERLAP
 from tests.release_kit import Load, ReleaseApp, make, remove
 
 RELOADS = 20

@@ -16,12 +16,12 @@ from envplane import actions, lifecycle
 from envplane.apply import Applier, StepHook
 from envplane.backends.runtime.compose import ComposeRuntime
 from envplane.backends.runtime.facts import ContainerFact
-from envplane.bluegreen import BlueGreen
-from envplane.colours import LABEL_COLOUR, other, pinned, serving
 from envplane.errors import BackendError, UsageError
 from envplane.plan import plan_up
 from envplane.release import images as release_images
 from envplane.release import reports
+from envplane.release.bluegreen import BlueGreen
+from envplane.release.colours import LABEL_COLOUR, other, pinned, serving
 from envplane.release.gates import Facts, Verdict, config_for, evaluate
 from envplane.release.probe import Measured, measure, probe_urls
 from envplane.release.versions import next_release, require

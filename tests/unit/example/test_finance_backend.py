@@ -69,12 +69,13 @@ def start(tmp_path: Path) -> Iterator[Start]:
 
 
 def test_health_reports_a_real_sqlite_query(start: Start, tmp_path: Path) -> None:
-    url = start("backend/app.py", DATABASE_URL=f"sqlite:///{tmp_path}/db/finance.db", DEPLOY_ENV="staging")
+    url = start("backend/app.py", DATABASE_URL=f"sqlite:///{tmp_path}/db/finance.db", DEPLOY_ENV="staging",
+                ENVPLANE_RELEASE="v1.2.3")
 
     status, health = call(f"{url}/api/health")
 
     assert status == 200
-    assert health == {"status": "ok", "env": "staging",
+    assert health == {"status": "ok", "env": "staging", "release": "v1.2.3",
                       "database": {"ok": True, "kind": "sqlite", "reports": 0}}
     assert (tmp_path / "db" / "finance.db").is_file()
 
@@ -137,7 +138,7 @@ def test_frontend_serves_the_page_and_proxies_the_api(start: Start, tmp_path: Pa
     added = call(f"{frontend}/api/reports", {"title": "via proxy", "amount": 3})
 
     assert "<title>Finance Report</title>" in html
-    assert health == (200, {"status": "ok", "env": "local",
+    assert health == (200, {"status": "ok", "env": "local", "release": None,
                             "database": {"ok": True, "kind": "sqlite", "reports": 0}})
     assert added[0] == 201
     assert call(f"{frontend}/api/reports")[1][0]["title"] == "via proxy"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from envplane.backends.routing.caddy import routes_for
-from envplane.colours import LABEL_COLOUR, coloured, other, pinned, published, serving
 from envplane.compose.render import render
+from envplane.release.colours import LABEL_COLOUR, coloured, other, pinned, published, serving
 from envplane.target import resolve
 from tests.unit.test_target import project
 

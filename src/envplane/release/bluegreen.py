@@ -21,10 +21,10 @@ from envplane.apply import Applier, StepHook, port_free, write_atomic
 from envplane.backends.routing import caddy_process
 from envplane.backends.routing.caddy import CaddyAdmin, colour_ports, colour_routes_for
 from envplane.backends.runtime.health import checks_for, wait_healthy
-from envplane.colours import COLOURS, LABEL_COLOUR, Colour, coloured, other, published
 from envplane.compose.render import render, to_yaml
 from envplane.errors import BackendError
 from envplane.plan import Step, env_files, hook_step, instance_dir, plan_up
+from envplane.release.colours import COLOURS, LABEL_COLOUR, Colour, coloured, other, published
 from envplane.spec.load import Project
 from envplane.target import LABEL_SERVICE, Target
 

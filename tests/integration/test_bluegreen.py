@@ -1,0 +1,115 @@
+"""Blue-green deploys of a small app on a real engine and a real Caddy: a failing migrate
+hook stops the deploy before the switch, a failing post_deploy hook switches back, and
+in both cases the old colour keeps serving. Which release answers is read through the
+proxy from a CGI script that prints ENVPLANE_RELEASE.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.release_kit import free_port, git, require_services
+from tests.support import busybox_app, cli, free_port_block
+
+# The hooks fail for one version in production only, so staging takes every version.
+HOOKS = """\
+hooks:
+  migrate: {service: web, command: 'test "$ENVPLANE_RELEASE/$DEPLOY_ENV" != v1.0.1/production'}
+  post_deploy: {service: web, command: 'test "$ENVPLANE_RELEASE/$DEPLOY_ENV" != v1.0.2/production'}
+"""
+
+
+class App:
+    def __init__(self, folder: Path, name: str, env: dict[str, str], listen: int) -> None:
+        self.folder, self.name, self.env, self.listen = folder, name, env, listen
+
+    def run(self, *args: str) -> tuple[int, str, str]:
+        done = cli(*args, cwd=self.folder, env=self.env)
+        return done.returncode, done.stdout, done.stderr
+
+    def ok(self, *args: str) -> str:
+        code, out, err = self.run(*args)
+        assert code == 0, f"envplane {' '.join(args)}:\n{out}\n{err}"
+        return out
+
+    def served(self) -> str:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.listen}/cgi-bin/release",
+                                         headers={"Host": f"{self.name}.example.com"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return str(response.read().decode().strip())
+
+    def release(self, message: str) -> None:
+        (self.folder / "CHANGES.txt").open("a").write(message + "\n")
+        git(self.folder, "add", "-A")
+        git(self.folder, "commit", "-qm", message)
+        self.ok("release", "staging")
+
+    def colours(self) -> set[str]:
+        code, out, _ = self.run("status", "production", "--json")
+        assert code == 0
+        return {c["container"].rsplit("-", 1)[1] for c in json.loads(out)}
+
+
+@pytest.fixture()
+def app(tmp_path: Path) -> Iterator[App]:
+    require_services()
+    name = f"bg{free_port() % 100000}"
+    folder = busybox_app(tmp_path / "app", name, free_port_block(20))
+    cgi = folder / "www" / "cgi-bin"
+    cgi.mkdir()
+    (cgi / "release").write_text('#!/bin/sh\necho "Content-Type: text/plain"\necho\necho "$ENVPLANE_RELEASE"\n')
+    (cgi / "release").chmod(0o755)
+    staging = free_port_block(20)
+    spec = folder / "envplane.yaml"
+    spec.write_text(spec.read_text() + (
+        f"    ports:\n      web: {{8080: {staging}}}\n"
+        f"  production:\n    data_path: {tmp_path}/data/production\n    drain_seconds: 0.5\n"
+        "    gates: {p95: false, approval: false}\n" + HOOKS))
+    spec.write_text(spec.read_text().replace("/tmp/envplane-tests/{app}/staging", f"{tmp_path}/data/staging"))
+    (folder / ".gitignore").write_text(".envplane/\n")
+    git(folder, "init", "-q")
+    git(folder, "add", "-A")
+    git(folder, "commit", "-qm", "the app")
+    listen, admin = free_port(), free_port()
+    env = {"ENVPLANE_HOME": str(tmp_path / "home"), "ENVPLANE_CADDY_ADMIN": f"http://127.0.0.1:{admin}",
+           "DATA_PATH": ""}
+    made = App(folder, name, env, listen)
+    made.ok("proxy", "up", "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}")
+    yield made
+    for env_name in ("production", "staging"):
+        made.run("down", env_name, "--purge")
+    made.run("proxy", "down", "--admin", f"127.0.0.1:{admin}")
+
+
+def test_a_failing_hook_leaves_the_old_colour_serving(app: App, tmp_path: Path) -> None:
+    app.release("v1.0.0")
+    app.ok("promote", "v1.0.0", "--to", "production")
+    assert app.served() == "v1.0.0" and app.colours() == {"blue"}
+
+    app.release("v1.0.1: its migration fails in production")
+    code, _, err = app.run("promote", "v1.0.1", "--to", "production")
+    assert code == 1 and "run `test" in err and "in web" in err
+    assert app.served() == "v1.0.0" and app.colours() == {"blue"}
+
+    app.release("v1.0.2: its post_deploy hook fails in production")
+    code, _, err = app.run("promote", "v1.0.2", "--to", "production")
+    assert code == 1
+    assert app.served() == "v1.0.0" and app.colours() == {"blue"}  # switched back, green gone
+
+    code, _, err = app.run("rollback", "production")
+    assert code == 2 and "has run only v1.0.0" in err
+    code, _, err = app.run("promote", "v9.9.9", "--to", "production")
+    assert code == 2 and "no release v9.9.9" in err
+
+    app.ok("down", "production")
+    assert app.colours() == set()
+    assert not (tmp_path / "home" / "proxy" / "live" / app.name / "production").exists()
+    with pytest.raises(urllib.error.HTTPError) as gone:
+        app.served()
+    assert gone.value.code == 404
