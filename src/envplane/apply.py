@@ -24,9 +24,10 @@ from envplane.backends.runtime.compose import ComposeRuntime
 from envplane.backends.runtime.health import checks_for, wait_healthy
 from envplane.backends.secrets import open_secret_store
 from envplane.compose.render import render, to_yaml
-from envplane.errors import BackendError
+from envplane.errors import BackendError, UsageError
 from envplane.plan import Plan, Step, compose_file, env_files, instance_dir
 from envplane.provision import Provisioner, Servers, store_kind, write_env_file
+from envplane.release.colours import LABEL_COLOUR
 from envplane.spec.load import Project
 from envplane.target import Target
 
@@ -58,6 +59,8 @@ class Applier:
             )
         outcome = Outcome()
         self.runtime.check()
+        if target.env.strategy == "blue-green":
+            self._refuse_over_colours(target)
         for step in plan.steps:
             if step.kind == "lock":  # lifecycle.up holds the instance's lock around this
                 self._report(outcome, step, "ok", 0.0)
@@ -72,6 +75,18 @@ class Applier:
             self._report(outcome, step, state, time.monotonic() - started)
         outcome.urls = target.public_urls()
         return outcome
+
+    def _refuse_over_colours(self, target: Target) -> None:
+        """`up` recreates in place; over a running blue-green colour it would start a second
+        copy beside it and take its routes. Releases move such an instance."""
+        containers = self.runtime.containers(target.app, target.id)
+        running = sorted({c.labels.get(LABEL_COLOUR, "") for c in containers if c.state == "running"} - {""})
+        if running:
+            raise UsageError(
+                f"{target.app} {target.id} runs blue-green (colour {', '.join(running)}); "
+                "`up` would start a second copy beside it",
+                f"deploy with `envplane promote VERSION --to {target.env.name}` or `envplane rollback "
+                f"{target.env.name}`, or `envplane down {target.env.name}` first")
 
     def _report(self, outcome: Outcome, step: Step, state: str, seconds: float) -> None:
         outcome.steps.append((step, state, seconds))

@@ -1,7 +1,9 @@
-"""Blue-green deploys of a small app on a real engine and a real Caddy: a failing migrate
-hook stops the deploy before the switch, a failing post_deploy hook switches back, and
-in both cases the old colour keeps serving. Which release answers is read through the
-proxy from a CGI script that prints ENVPLANE_RELEASE.
+"""Releases of a small app on a real engine and a real Caddy.
+
+Blue-green: a failing migrate hook stops the deploy before the switch, a failing
+post_deploy hook switches back, and in both cases the old colour keeps serving. Which
+release answers is read through the proxy from a CGI script that prints ENVPLANE_RELEASE.
+Promotion from a PR env to staging through report gates (JUnit, changelog, migrations).
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ def app(tmp_path: Path) -> Iterator[App]:
 
 
 def test_a_failing_hook_leaves_the_old_colour_serving(app: App, tmp_path: Path) -> None:
+    code, _, err = app.run("release", "production")
+    assert code == 2 and "takes a version only through its gates" in err
     app.release("v1.0.0")
     app.ok("promote", "v1.0.0", "--to", "production")
     assert app.served() == "v1.0.0" and app.colours() == {"blue"}
@@ -106,6 +110,9 @@ def test_a_failing_hook_leaves_the_old_colour_serving(app: App, tmp_path: Path) 
     assert code == 2 and "has run only v1.0.0" in err
     code, _, err = app.run("promote", "v9.9.9", "--to", "production")
     assert code == 2 and "no release v9.9.9" in err
+    code, _, err = app.run("up", "production")
+    assert code == 2 and "runs blue-green (colour blue)" in err
+    assert app.served() == "v1.0.0" and app.colours() == {"blue"}
 
     app.ok("down", "production")
     assert app.colours() == set()
@@ -113,3 +120,42 @@ def test_a_failing_hook_leaves_the_old_colour_serving(app: App, tmp_path: Path) 
     with pytest.raises(urllib.error.HTTPError) as gone:
         app.served()
     assert gone.value.code == 404
+
+
+JUNIT = '<testsuites><testsuite name="t" tests="{n}" failures="{f}" errors="0"/></testsuites>'
+
+
+def test_promote_from_a_pr_env_to_staging_through_report_gates(app: App) -> None:
+    spec = app.folder / "envplane.yaml"
+    spec.write_text(spec.read_text().replace("  staging:\n", (
+        "  staging:\n    gates:\n      junit: reports/junit-{version}.xml\n"
+        "      changelog: CHANGELOG.md\n      migrations: true\n"), 1))
+    app.release("v1.0.0")  # to staging: the release itself
+    (app.folder / "CHANGES.txt").open("a").write("next\n")
+    git(app.folder, "commit", "-qam", "next")
+    made = json.loads(app.ok("release", "test", "--pr", "3", "--json"))
+    assert (made["version"], made["deployed"]["instance"]) == ("v1.0.1", "pr-3")
+
+    code, out, _ = app.run("promote", "v1.0.1", "--to", "staging", "--json")
+    gates = {g["gate"]: (g["ok"], g["detail"]) for g in json.loads(out)["gates"]}
+    assert code == 1
+    assert gates["order"][0] and gates["health"][0] and gates["migrations"][0]
+    assert gates["tests"] == (False, "no JUnit report for this version")
+    assert gates["changelog"] == (False, "not so: CHANGELOG.md has a section for v1.0.1")
+    assert "approval" not in gates and "performance" not in gates
+
+    (app.folder / "reports").mkdir()
+    (app.folder / "reports" / "junit-v1.0.1.xml").write_text(JUNIT.format(n=12, f=1))
+    (app.folder / "CHANGELOG.md").write_text("# Changelog\n\n## [1.0.1] - 2026-11-23\n- next\n")
+    code, out, _ = app.run("promote", "v1.0.1", "--to", "staging", "--json")
+    failed = {g["gate"]: g["detail"] for g in json.loads(out)["gates"] if not g["ok"]}
+    assert code == 1 and failed == {"tests": "12 tests, 1 failed"}
+
+    (app.folder / "reports" / "junit-v1.0.1.xml").write_text(JUNIT.format(n=12, f=0))
+    promoted = json.loads(app.ok("promote", "v1.0.1", "--to", "staging", "--json"))
+    assert promoted["deployed"]["env"] == "staging" and promoted["deployed"]["colour"] is None
+    shown = {(g["env"], g["gate"]): g["ok"] for g in json.loads(app.ok("gates", "v1.0.1", "--json"))}
+    assert shown == {("staging", g): True for g in ("order", "health", "tests", "migrations", "changelog")}
+    placed = {r["version"]: r["deployed_on"] for r in json.loads(app.ok("releases", "--json"))}
+    assert placed["v1.0.1"] == ["staging/staging", "test/pr-3"]
+    app.run("down", "test", "--pr", "3", "--purge")

@@ -6,6 +6,7 @@ through `lifecycle`, so the audit log shows every step of a version's way to pro
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,8 +17,8 @@ from envplane import actions, lifecycle
 from envplane.apply import Applier, StepHook
 from envplane.backends.runtime.compose import ComposeRuntime
 from envplane.backends.runtime.facts import ContainerFact
-from envplane.errors import BackendError, UsageError
-from envplane.plan import plan_up
+from envplane.errors import BackendError, EnvplaneError, UsageError
+from envplane.plan import Step, plan_up
 from envplane.release import images as release_images
 from envplane.release import reports
 from envplane.release.bluegreen import BlueGreen
@@ -72,7 +73,11 @@ def create(session: lifecycle.Session, env: str, pr: int | None, ref: str | None
            on_step: StepHook, health_timeout: float) -> tuple[Release, Deployed]:
     """`envplane release staging`: the next version, built once, recorded, deployed."""
     project = session.project
-    project.env(env)
+    config = project.env(env)
+    if config_for(config.gates, config.promote_from is not None).approval:
+        raise UsageError(f"env {env} takes a version only through its gates (approval among them)",
+                         f"release to {config.promote_from or 'staging'} first, then "
+                         f"`envplane promote VERSION --to {env}`")
     commit = git_commit(project.root, ref)
     recorded = [r.version for r in store.list_releases(session.store, project.app)]
     version = str(next_release([*git_tags(project.root), *recorded]))
@@ -80,8 +85,16 @@ def create(session: lifecycle.Session, env: str, pr: int | None, ref: str | None
     target = actions.resolve_checked(with_version(project, commit_tag), env, pr, None, [])
     work = project.root / ".envplane" / "releases" / version
     ComposeRuntime().check()
-    built = release_images.build_and_tag(target, project.compose[0].file.parent, work, commit_tag,
-                                         version)
+    build = Step("build", "run", f"build the images of {version} once, tagged {commit_tag} and {version}")
+    on_step(build, "start", 0.0)
+    started = time.monotonic()
+    try:
+        built = release_images.build_and_tag(target, project.compose[0].file.parent, work, commit_tag,
+                                             version)
+    except EnvplaneError:
+        on_step(build, "failed", time.monotonic() - started)
+        raise
+    on_step(build, "ok", time.monotonic() - started)
     release = store.record_release(session.store, project.app, version, built, session.actor,
                                    ref=ref, commit=commit)
     session.audit("release", target, "ok", {"version": version, "commit": commit,
