@@ -113,20 +113,28 @@ def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
+PLATFORM_PORTS = (25432, 26379, 27333)  # envplane platform's PostgreSQL, Redis, S3
+
+
 def free_port_block(size: int = 200) -> int:
     """The start of `size` consecutive free TCP ports, so parallel tests never share one.
 
     Each pytest-xdist worker draws from its own range, so two workers can never pick
     overlapping blocks at the same moment; within a worker, tests run one at a time.
+    The ranges lie below the kernel's ephemeral ports (32768 up), which client
+    connections take at random: under a load test one of them would sit on a block's
+    port by the time the test publishes it. Blocks never hold the platform's fixed ports.
     """
     import random
     import socket
 
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-    low = 40000 + (worker % 4) * 6000
+    low = 20000 + (worker % 4) * 2500
     step = max(100, -(-size // 100) * 100)
     for _ in range(200):
-        start = random.randrange(low, low + 6000 - step, step)
+        start = random.randrange(low, low + 2500 - step, step)
+        if any(start <= fixed < start + size for fixed in PLATFORM_PORTS):
+            continue
         sockets = []
         try:
             for port in range(start, start + size):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from envplane.backends.runtime.compose import inspect_existing
 from envplane.commands import docker as docker_cmd
 from envplane.run import run
 from envplane.target import LABEL_APP, LABEL_ENV, LABEL_INSTANCE
@@ -128,7 +129,7 @@ def _containers() -> list[Resource]:
     ids = [json.loads(line)["ID"] for line in listed.splitlines() if line.strip()]
     if not ids:
         return []
-    return [container_resource(item) for item in json.loads(run(docker_cmd.inspect(ids)).stdout)]
+    return [container_resource(item) for item in json.loads(inspect_existing(ids))]
 
 
 def container_resource(item: Mapping[str, Any]) -> Resource:

@@ -33,6 +33,8 @@ def gates_of(result: dict) -> dict[str, bool]:  # type: ignore[type-arg]
 
 
 def test_release_gate_approve_promote_and_roll_back_without_losing_a_request(app: ReleaseApp) -> None:
+    straight = app.envplane("release", "production")
+    assert straight.returncode == 2 and "takes a version only through its gates" in straight.stderr
     first = app.json("release", "staging")
     assert first["version"] == "v1.0.45"  # the git tag v1.0.44 was the last one
     assert first["deployed"]["env"] == "staging"

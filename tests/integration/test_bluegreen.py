@@ -90,8 +90,6 @@ def app(tmp_path: Path) -> Iterator[App]:
 
 
 def test_a_failing_hook_leaves_the_old_colour_serving(app: App, tmp_path: Path) -> None:
-    code, _, err = app.run("release", "production")
-    assert code == 2 and "takes a version only through its gates" in err
     app.release("v1.0.0")
     app.ok("promote", "v1.0.0", "--to", "production")
     assert app.served() == "v1.0.0" and app.colours() == {"blue"}

@@ -201,3 +201,19 @@ def test_logs_of_a_service_and_of_one_that_is_not_there(app: Path) -> None:
     missing = envplane("logs", "test", "db", "--pr", "2", cwd=app, env=data)
     assert missing.returncode == 2
     assert "no container of service 'db'" in missing.stderr
+
+
+def test_a_container_gone_between_listing_and_inspecting_is_just_absent() -> None:
+    from envplane.backends.runtime.compose import inspect_existing
+
+    need("a Docker engine", docker_engine(), "run scripts/services/docker.sh")
+    image = ensure_busybox_image()
+    name = f"envplane-inspect-{os.getpid()}"
+    subprocess.run(["docker", "run", "-d", "--name", name, image, "sleep", "60"], check=True,
+                   capture_output=True)
+    try:
+        found = json.loads(inspect_existing([name, f"{name}-already-removed"]))
+        assert [c["Name"] for c in found] == [f"/{name}"]
+        assert json.loads(inspect_existing([f"{name}-already-removed"])) == []
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)

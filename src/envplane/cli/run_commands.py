@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from envplane import actions
-from envplane.backends.runtime.compose import ComposeRuntime
+from envplane.backends.runtime.compose import ComposeRuntime, inspect_existing
 from envplane.backends.runtime.facts import ContainerFact
 from envplane.backends.runtime.health import checks_for, wait_healthy
 from envplane.backends.runtime.process import ProcessSupervisor
@@ -244,7 +244,7 @@ def _all_containers(app_name: str) -> list[ContainerFact]:
     ids = parse_ps_lines(listed)
     if not ids:
         return []
-    facts = parse_inspect(run_cmd(docker_cmd.inspect(ids), what="docker inspect").stdout)
+    facts = parse_inspect(inspect_existing(ids))
     return [f for f in facts if f.labels.get("envplane.app") == app_name]
 
 

@@ -8,12 +8,13 @@ new colour and leaves the old one serving.
 
 from __future__ import annotations
 
-import socket
+import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from envplane.release.colours import COLOURS, LABEL_COLOUR, Colour, coloured, ot
 from envplane.spec.load import Project
 from envplane.target import LABEL_SERVICE, Target
 
+EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
 SWITCH_OVERLAP = 0.2  # seconds both markers exist while switching; see Route._colour_switch
 RESOURCE_STEPS = ("directory", "secrets", "database", "sqlite", "bucket", "cache", "envfile")
 COMPOSE_PROJECT = "com.docker.compose.project"
@@ -44,18 +46,26 @@ def colour_file(root: Path, target: Target, colour: str) -> Path:
     return instance_dir(root, target) / colour / "compose.yaml"
 
 
-def free_ports(count: int) -> list[int]:
-    """Host ports free right now, picked by the kernel (held together so they differ)."""
-    sockets = []
+def free_ports(count: int, taken: Collection[int] = ()) -> list[int]:
+    """Host ports for colours, free now, above the kernel's ephemeral range when it leaves
+    room (61000-65535 by default): a port in that range may be taken at any moment as
+    the local port of some client connection, between choosing it and publishing it."""
+    low, high = _colour_range()
+    candidates = [p for p in range(low, high + 1) if p not in taken]
+    random.shuffle(candidates)
+    found = list(islice((p for p in candidates if port_free(p)), count))
+    if len(found) < count:
+        raise BackendError(f"no {count} free host port(s) in {low}-{high} for a blue-green colour",
+                           "free some, or widen the range above net.ipv4.ip_local_port_range")
+    return found
+
+
+def _colour_range() -> tuple[int, int]:
     try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("0.0.0.0", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+        _, high = (int(x) for x in Path(EPHEMERAL_RANGE).read_text().split())
+    except (OSError, ValueError):
+        high = 60999  # Linux's default when the setting cannot be read
+    return (high + 1, 65535) if 65535 - high >= 500 else (20000, 29999)
 
 
 @dataclass
@@ -147,7 +157,7 @@ class BlueGreen:
                 else:
                     chosen[c][service.name] = port
         taken = {p for ports in chosen.values() for p in ports.values()}
-        fresh = iter(p for p in free_ports(len(missing) + len(taken)) if p not in taken)
+        fresh = iter(free_ports(len(missing), taken))
         for colour_name, name in missing:
             chosen[colour_name][name] = next(fresh)
         return chosen
@@ -157,7 +167,7 @@ class BlueGreen:
         fixed = {(s.name, s.public.port): public[s.name] for s in target.services
                  if s.public is not None and s.name in public}
         others = [key for key in wanted if key not in fixed]
-        return {**fixed, **dict(zip(others, free_ports(len(others)), strict=True))}
+        return {**fixed, **dict(zip(others, free_ports(len(others), set(fixed.values())), strict=True))}
 
     def _ensure_routes(self, target: Target, upstreams: dict[str, dict[str, int]], live: Path) -> str:
         """Set the colour routes when they are missing or name other ports (the first

@@ -19,6 +19,19 @@ from envplane.run import run
 log = logging.getLogger("envplane.runtime.compose")
 
 
+def inspect_existing(ids: list[str]) -> str:
+    """`docker inspect` JSON of those of `ids` that still exist.
+
+    A container listed a moment ago may be gone by now (a one-off hook container, a
+    colour being stopped): that is not an error, its absence is the answer.
+    """
+    result = run(docker_cmd.inspect(ids), check=False, what="docker inspect")
+    if result.returncode != 0 and not result.stdout.strip().startswith("["):
+        run(docker_cmd.info(), what="docker info")  # an engine that stopped answering fails here
+        return "[]"
+    return result.stdout
+
+
 class ComposeRuntime:
     name = "compose"
 
@@ -83,7 +96,7 @@ class ComposeRuntime:
         ids = parse_ps_lines(run(docker_cmd.containers(app, instance), what="docker ps").stdout)
         if not ids:
             return []
-        return parse_inspect(run(docker_cmd.inspect(ids), what="docker inspect").stdout)
+        return parse_inspect(inspect_existing(ids))
 
     def leftovers(self, app: str, instance: str) -> Leftovers:
         return Leftovers(
