@@ -111,14 +111,16 @@ def up(session: Session, plan: Plan, on_step: StepHook, health_timeout: float,
 
 def deploy(session: Session, target: Target, action: str,
            apply: Callable[[StepHook], Mapping[str, Any]], on_step: StepHook,
-           ref: str | None = None, version: str | None = None,
-           colour: str | None = None) -> Mapping[str, Any]:
-    """Run `apply` under the instance's lock as one recorded deployment, audited either way."""
+           ref: str | None = None, version: str | None = None) -> Mapping[str, Any]:
+    """Run `apply` under the instance's lock as one recorded deployment, audited either way.
+
+    A blue-green `apply` decides its colour under the lock and returns it in its detail.
+    """
     with session.locked(target):
         deployment = instances.start_deployment(session.store, target.app, target.env.name, target.id,
-                                                session.actor, ref=ref, version=version, colour=colour)
+                                                session.actor, ref=ref, version=version)
         recorder = _Recorder(session, deployment.id, on_step)
-        known = {"deployment": deployment.id, "ref": ref, "version": version, "colour": colour}
+        known = {"deployment": deployment.id, "ref": ref, "version": version}
         given = {k: v for k, v in known.items() if v is not None or k == "ref"}
         try:
             detail = apply(recorder)
@@ -126,7 +128,7 @@ def deploy(session: Session, target: Target, action: str,
             instances.finish_deployment(session.store, deployment.id, "failed")
             session.audit(action, target, "failed", {**given, "error": exc.message})
             raise
-        instances.finish_deployment(session.store, deployment.id, "ok")
+        instances.finish_deployment(session.store, deployment.id, "ok", colour=detail.get("colour"))
         session.audit(action, target, "ok", {**given, **detail})
         return detail
 

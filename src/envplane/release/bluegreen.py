@@ -1,9 +1,12 @@
 """Blue-green deploys for the compose runtime (issue 5).
 
-Start the new colour beside the serving one, wait until it is healthy, switch the
-proxy's routes in one change, let the old colour finish its requests, then stop it.
-Until the switch nothing the users reach has changed: any failure before it stops the
-new colour and leaves the old one serving.
+Start the new colour beside the serving one, wait until it is healthy, switch, let the
+old colour finish its requests, then stop it. Until the switch nothing the users reach
+has changed: any failure before it stops the new colour and leaves the old one serving.
+
+The switch is a marker file the proxy's routes look at per request (see
+`Route._colour_switch`); the routes themselves name both colours' ports, which stay the
+same from deploy to deploy, so a switch never changes the proxy's configuration.
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Any
 
 from envplane.apply import Applier, StepHook, port_free, write_atomic
 from envplane.backends.routing import caddy_process
 from envplane.backends.routing.caddy import CaddyAdmin, colour_ports, colour_routes_for
+from envplane.backends.runtime.facts import ContainerFact
 from envplane.backends.runtime.health import checks_for, wait_healthy
 from envplane.compose.render import render, to_yaml
 from envplane.errors import BackendError
@@ -150,8 +153,10 @@ class BlueGreen:
             for service in public:
                 assert service.public is not None
                 fact = running.get((c, service.name))
-                port = next((h for p, h, proto in fact.ports if p == service.public.port), None) if fact \
-                    else known.get(c, {}).get(service.name)
+                if fact is not None:  # it runs: the port it publishes, whatever the routes say
+                    port = next((h for p, h, _ in fact.ports if p == service.public.port), None)
+                else:
+                    port = known.get(c, {}).get(service.name)
                 if port is None or (c == colour and not port_free(port)):
                     missing.append((c, service.name))
                 else:
@@ -193,7 +198,7 @@ class BlueGreen:
         base = self.project.compose[0].file.parent
         write_atomic(file, to_yaml(render(new, base, env_files(self.project.root, target))))
 
-    def _facts(self, target: Target, colour: str) -> list[Any]:
+    def _facts(self, target: Target, colour: str) -> list[ContainerFact]:
         return [c for c in self.applier.runtime.containers(target.app, target.id)
                 if c.labels.get(LABEL_COLOUR) == colour]
 

@@ -30,6 +30,7 @@ from envplane.run import run
 from envplane.spec.load import Project
 from envplane.state import releases as store
 from envplane.state.releases import Release
+from envplane.target import Target
 
 
 @dataclass
@@ -126,7 +127,20 @@ def deploy(session: lifecycle.Session, release: Release, env: str, pr: int | Non
         outcome = lifecycle.up(replace(session, project=project), plan, on_step, health_timeout,
                                version=release.version, action=action)
         return Deployed(release.version, env, target.id, None, outcome.urls)
-    last = next(iter(store.history(session.store, target.app, env, target.id)), None)
+
+    def switch(recorder: StepHook) -> Mapping[str, Any]:
+        colour = other(_serving(session, runtime, target))  # under the lock: no other deploy moves it
+        applier = Applier(project, runtime=runtime, on_step=recorder, health_timeout=health_timeout)
+        done = BlueGreen(project, applier, recorder, health_timeout).deploy(target, colour)
+        return {"urls": done.urls, "colour": colour, "switch_seconds": round(done.switch_seconds, 3)}
+
+    detail = lifecycle.deploy(session, target, action, switch, on_step, version=release.version)
+    return Deployed(release.version, env, target.id, detail["colour"], dict(detail["urls"]),
+                    detail["switch_seconds"])
+
+
+def _serving(session: lifecycle.Session, runtime: ComposeRuntime, target: Target) -> str | None:
+    last = next(iter(store.history(session.store, target.app, target.env.name, target.id)), None)
     running = [c.labels.get(LABEL_COLOUR) for c in runtime.containers(target.app, target.id)
                if c.state == "running"]
     live = serving(running, last.colour if last else None)
@@ -134,18 +148,7 @@ def deploy(session: lifecycle.Session, release: Release, env: str, pr: int | Non
         raise BackendError(f"both colours of {target.project} run and no deploy recorded which serves",
                            f"stop the one the proxy does not route to: docker compose -p "
                            f"{target.project}-blue down (or -green)")
-    colour = other(live)
-    result: dict[str, Any] = {}
-
-    def switch(recorder: StepHook) -> Mapping[str, Any]:
-        applier = Applier(project, runtime=runtime, on_step=recorder, health_timeout=health_timeout)
-        done = BlueGreen(project, applier, recorder, health_timeout).deploy(target, colour)
-        result["switched"] = done
-        return {"urls": done.urls, "switch_seconds": round(done.switch_seconds, 3)}
-
-    lifecycle.deploy(session, target, action, switch, on_step, version=release.version, colour=colour)
-    done = result["switched"]
-    return Deployed(release.version, env, target.id, colour, done.urls, round(done.switch_seconds, 3))
+    return live
 
 
 def approve(session: lifecycle.Session, version: str, env: str) -> None:

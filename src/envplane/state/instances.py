@@ -147,13 +147,14 @@ def start_deployment(
 
 
 def finish_deployment(
-    store: Store, deployment_id: int, status: str, clock: Clock = utc_now
+    store: Store, deployment_id: int, status: str, clock: Clock = utc_now, colour: str | None = None
 ) -> DeploymentRecord:
     """Close a deployment; a successful one also stamps its instance's last deploy."""
     now = as_utc(clock())
     with store.serialised("instances") as session:
         row = _get(session, Deployment, deployment_id)
         row.status, row.finished_at = status, now
+        row.colour = colour if colour is not None else row.colour
         target = _get(session, Instance, row.instance_id)
         target.status, target.updated_at = status, now
         if status == "ok":

@@ -125,3 +125,32 @@ def test_a_state_file_that_cannot_be_opened_is_a_state_error(tmp_path: Path):
     state_path(tmp_path).mkdir(parents=True)  # a folder where the database should be
     with pytest.raises(StateError, match=r"cannot use the state store at .*state\.db: "):
         open_store(tmp_path)
+
+
+def test_a_store_of_the_previous_schema_upgrades_keeping_its_deployments(tmp_path: Path):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from envplane.state import instances
+    from envplane.state.db import MIGRATIONS
+
+    path = state_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    engine = create_engine(f"sqlite:///{path}")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")  # what envplane before releases wrote
+        conn.execute(text("INSERT INTO instances (app, env, instance, status, created_at, updated_at) "
+                          "VALUES ('shop', 'staging', 'staging', 'ok', '2026-01-01', '2026-01-01')"))
+        conn.execute(text("INSERT INTO deployments (instance_id, version, status, actor, started_at) "
+                          "VALUES (1, 'v1.0.3', 'ok', 'alice', '2026-01-01')"))
+    engine.dispose()
+    store = open_store(tmp_path)
+    assert scalar(store, "SELECT version_num FROM alembic_version") == "0002"
+    [old] = instances.deployments(store, "shop", "staging", "staging")
+    assert (old.version, old.colour, old.actor) == ("v1.0.3", None, "alice")
+    assert scalar(store, "SELECT count(*) FROM releases") == 0
+    store.close()
