@@ -112,6 +112,41 @@ demo_docker() {
   fi
 }
 
+# Releases: a copy of the example in its own git repository, so `release` has commits and
+# tags to count from; staging and production keep their data in the copy.
+demo_release() {
+  has release || { skip release; return 0; }
+  local work
+  work=$(mktemp -d)
+  cp -r . "$work/app" && rm -rf "$work/app/.envplane"
+  printf 'environments:\n  staging: {data_path: %s}\n  production: {data_path: %s, drain_seconds: 1}\n' \
+    "$work/data/staging" "$work/data/production" >>"$work/app/envplane.yaml"
+  (cd "$work/app" && git init -q && git add -A &&
+    git -c user.name=dev -c user.email=dev@example.com commit -qm "the app" && git tag v1.0.44)
+  pushd "$work/app" >/dev/null
+  trap 'teardown_release' EXIT
+  run envplane proxy up
+  run envplane release staging
+  say "envplane promote v1.0.45 --to production   (refused: nobody else approved)"
+  envplane promote v1.0.45 --to production || true
+  say "ENVPLANE_USER=bob envplane approve v1.0.45 --to production"
+  ENVPLANE_USER=bob envplane approve v1.0.45 --to production
+  run envplane promote v1.0.45 --to production
+  say "curl -H 'Host: report.example.com' http://127.0.0.1:8088/api/health"
+  curl -fsS -H 'Host: report.example.com' http://127.0.0.1:8088/api/health; echo
+  run envplane releases
+  teardown_release
+  popd >/dev/null
+  rm -rf "$work"
+}
+
+teardown_release() {
+  trap - EXIT
+  run envplane down production --purge || true
+  run envplane down staging --purge || true
+  run envplane proxy down || true
+}
+
 demo_plan
 demo_local
 if ! has up; then
@@ -121,4 +156,5 @@ elif ! docker info >/dev/null 2>&1; then
   printf 'Start one (bash scripts/services/docker.sh) to see the docker and preview envs too.\n'
 else
   demo_docker
+  demo_release
 fi

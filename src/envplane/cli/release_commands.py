@@ -13,7 +13,7 @@ from envplane.cli.main import JsonOpt, PrOpt, SpecOpt, _options, app
 from envplane.cli.output import err, out, print_json, table
 from envplane.cli.run_commands import NoWaitOpt, TimeoutOpt, _session, _step_printer
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # loaded by the commands that use them, not by every `envplane` start
     from envplane.release.flow import Deployed
     from envplane.release.gates import Verdict
 
@@ -169,7 +169,14 @@ def promote(
 
     opts = _options(ctx, spec, as_json)
     project = actions.open_project(opts.spec, os.environ)
-    result = flow.promote(_session(project, no_wait), version, to, _step_printer(opts.json), timeout)
+    def show(verdict: Verdict) -> None:
+        if not opts.json:
+            failed = len(verdict.failed)
+            _verdict_table(verdict, f"{version} → {to}: " + (f"refused, {failed} gate(s) failed"
+                                                              if failed else "every gate passed"))
+
+    result = flow.promote(_session(project, no_wait), version, to, _step_printer(opts.json), timeout,
+                          show)
     if opts.json:
         print_json({
             "version": version, "env": to, "promoted": result.deployed is not None,
@@ -178,11 +185,7 @@ def promote(
                     "p95_ms": result.measured.p95_ms} if result.measured else None,
             "deployed": _deployed_dict(result.deployed) if result.deployed else None,
         })
-    elif result.deployed is None:
-        _verdict_table(result.verdict, f"{version} → {to}: refused, "
-                       f"{len(result.verdict.failed)} gate(s) failed")
-    else:
-        _verdict_table(result.verdict, f"{version} → {to}: every gate passed")
+    elif result.deployed is not None:
         _print_deployed(result.deployed)
     if result.deployed is None:
         if not opts.json:

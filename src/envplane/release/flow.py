@@ -7,7 +7,7 @@ through `lifecycle`, so the audit log shows every step of a version's way to pro
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -159,8 +159,10 @@ def approve(session: lifecycle.Session, version: str, env: str) -> None:
 
 
 def promote(session: lifecycle.Session, version: str, env: str, on_step: StepHook,
-            health_timeout: float) -> Promotion:
-    """Run every gate of `env` for the version; deploy it only when all of them pass."""
+            health_timeout: float, on_verdict: Callable[[Verdict], None] = lambda v: None) -> Promotion:
+    """Run every gate of `env` for the version; deploy it only when all of them pass.
+
+    `on_verdict` hears the gates' results before the deploy starts."""
     release = known(session, version)
     project = session.project
     config = project.env(env)
@@ -175,6 +177,7 @@ def promote(session: lifecycle.Session, version: str, env: str, on_step: StepHoo
         "version": version, "failed": [r.gate for r in verdict.failed],
         "passed": [r.gate for r in verdict.results if r.ok]})
     promotion = Promotion(version, env, verdict, measured)
+    on_verdict(verdict)
     if verdict.ok:
         promotion.deployed = deploy(session, release, env, None, "promote", on_step, health_timeout)
     return promotion
