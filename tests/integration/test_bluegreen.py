@@ -62,12 +62,13 @@ class App:
 def app(tmp_path: Path) -> Iterator[App]:
     require_services()
     name = f"bg{free_port() % 100000}"
-    folder = busybox_app(tmp_path / "app", name, free_port_block(20))
+    block = free_port_block(40)  # PR 3 of test at +20, staging at +30
+    folder = busybox_app(tmp_path / "app", name, block)
     cgi = folder / "www" / "cgi-bin"
     cgi.mkdir()
     (cgi / "release").write_text('#!/bin/sh\necho "Content-Type: text/plain"\necho\necho "$ENVPLANE_RELEASE"\n')
     (cgi / "release").chmod(0o755)
-    staging = free_port_block(20)
+    staging = block + 30
     spec = folder / "envplane.yaml"
     spec.write_text(spec.read_text() + (
         f"    ports:\n      web: {{8080: {staging}}}\n"
