@@ -1,13 +1,16 @@
 """Blue-green switches of the example app under load. Prints figures; asserts nothing.
 
 Releases two versions, then switches production between them N times (promote, then
-rollbacks) while threads send requests through the proxy back to back, and prints:
-- the switch time (the one PATCH of the proxy's routes), median and max;
+rollbacks) while threads send requests through the proxy back to back (a new connection
+each), and prints:
+- the switch time (the marker files' overlap), median and max;
 - each deploy's wall time (new colour up and healthy, switch, drain, old colour stopped);
-- requests sent and lost (the aim is 0 lost).
+- requests sent and lost (the aim is 0 lost);
+- for comparison, the same load through Caddy config changes (what a route switch costs).
 
-Needs what the e2e tests need (scripts/services/*.sh, ENVPLANE_TEST_* exported).
-Usage: .venv/bin/python bench/bench_bluegreen.py [--switches N]
+Needs what the e2e tests need (scripts/services/*.sh, ENVPLANE_TEST_* exported). The
+load leaves tens of thousands of connections in TIME_WAIT for a minute afterwards.
+Usage: .venv/bin/python bench/bench_bluegreen.py [--switches N] [--threads N]
 """
 
 from __future__ import annotations
