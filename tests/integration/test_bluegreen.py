@@ -55,7 +55,7 @@ class App:
     def colours(self) -> set[str]:
         code, out, _ = self.run("status", "production", "--json")
         assert code == 0
-        return {c["container"].rsplit("-", 1)[1] for c in json.loads(out)}
+        return {c["colour"] for c in json.loads(out)}
 
 
 @pytest.fixture()
@@ -156,5 +156,6 @@ def test_promote_from_a_pr_env_to_staging_through_report_gates(app: App) -> None
     shown = {(g["env"], g["gate"]): g["ok"] for g in json.loads(app.ok("gates", "v1.0.1", "--json"))}
     assert shown == {("staging", g): True for g in ("order", "health", "tests", "migrations", "changelog")}
     placed = {r["version"]: r["deployed_on"] for r in json.loads(app.ok("releases", "--json"))}
-    assert placed["v1.0.1"] == ["staging/staging", "test/pr-3"]
+    assert placed == {"v1.0.1": ["staging/staging", "test/pr-3"], "v1.0.0": []}
+    assert [r["version"] for r in json.loads(app.ok("releases", "test", "--json"))] == ["v1.0.1"]
     app.run("down", "test", "--pr", "3", "--purge")

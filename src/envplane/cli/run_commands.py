@@ -23,6 +23,7 @@ from envplane.cli.output import err, out, print_json, table
 from envplane.commands import docker as docker_cmd
 from envplane.errors import UsageError
 from envplane.plan import Step
+from envplane.release.colours import LABEL_COLOUR
 from envplane.run import stream
 from envplane.secret import Secret
 from envplane.target import LABEL_ENV, LABEL_INSTANCE, LABEL_SERVICE, Target, resolve
@@ -251,6 +252,7 @@ def _all_containers(app_name: str) -> list[ContainerFact]:
 def _fact_dict(f: ContainerFact) -> dict[str, object]:
     return {"env": f.labels.get(LABEL_ENV), "instance": f.labels.get(LABEL_INSTANCE),
             "service": f.labels.get(LABEL_SERVICE, f.service), "container": f.name,
+            "colour": f.labels.get(LABEL_COLOUR),
             "state": f.state, "health": f.health,
             "ports": [{"target": c, "published": h, "protocol": p} for c, h, p in f.ports]}
 
