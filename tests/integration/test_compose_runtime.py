@@ -171,6 +171,9 @@ def test_a_port_held_by_another_program_stops_up_before_it_starts_anything(app: 
 
     name = app_name(app)
     with socket.socket() as holder:
+        # Like most servers (and like free_port_block's check): a port whose earlier
+        # connections still wait in TIME_WAIT can be listened on.
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         holder.bind(("0.0.0.0", base(app)))
         holder.listen()
         done = envplane("up", "test", "--pr", "1", cwd=app, env={"DATA_PATH": ""})

@@ -22,6 +22,7 @@ def test_colour_ports_are_free_distinct_and_above_the_ephemeral_range() -> None:
 def test_ports_taken_or_listened_on_are_never_chosen() -> None:
     low, _ = _colour_range()
     with socket.socket() as busy:
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         busy.bind(("0.0.0.0", low))
         busy.listen()
         chosen = free_ports(200, taken={low + 1, low + 2})
