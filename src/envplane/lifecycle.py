@@ -64,10 +64,9 @@ def known_instances(project: Project, environ: Mapping[str, str]) -> list[Instan
     for row in rows:
         if row.status in ("down", "purged"):
             continue
-        if row.instance.startswith("pr-") and row.instance[3:].isdigit():
-            found.append(Instance(row.env, pr=int(row.instance[3:])))
-        elif row.instance.startswith("ci-"):
-            found.append(Instance(row.env, run=row.instance[3:]))
+        instance = Instance.from_id(row.env, row.instance)
+        if instance.pr is not None or instance.run is not None:
+            found.append(instance)
     return found
 
 

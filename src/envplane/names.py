@@ -29,6 +29,16 @@ class Instance:
             return f"ci-{self.run}"
         return self.env
 
+    @classmethod
+    def from_id(cls, env: str, instance_id: str) -> Instance:
+        """The instance an id names (the inverse of `id`): "pr-7" of test is PR 7."""
+        number = instance_id.removeprefix("pr-")
+        if number != instance_id and number.isdigit():
+            return cls(env, pr=int(number))
+        if instance_id.startswith("ci-"):
+            return cls(env, run=instance_id.removeprefix("ci-"))
+        return cls(env)
+
 
 def run_id(raw: str) -> str:
     """A CI run id made safe for every name it goes into (Compose, DNS, S3, SQL)."""

@@ -186,3 +186,11 @@ def test_data_path_from_the_environment_is_the_current_instance_s_only(tmp_path:
     p = project(tmp_path, environ={"DATA_PATH": "/srv/pr9"})
     t = actions.resolve_checked(p, "test", pr=9)  # other envs keep their own paths: no clash
     assert t.data_path == "/srv/pr9"
+
+
+def test_an_instance_id_reads_back_as_the_instance_it_names() -> None:
+    from envplane.names import Instance
+
+    for instance in (Instance("test", pr=123), Instance("ci", run="42"), Instance("staging")):
+        assert Instance.from_id(instance.env, instance.id) == instance
+    assert Instance.from_id("test", "pr-x") == Instance("test")  # not a PR number

@@ -18,6 +18,7 @@ from envplane.apply import Applier, StepHook
 from envplane.backends.runtime.compose import ComposeRuntime
 from envplane.backends.runtime.facts import ContainerFact
 from envplane.errors import BackendError, EnvplaneError, UsageError
+from envplane.names import Instance
 from envplane.plan import Step, plan_up
 from envplane.release import images as release_images
 from envplane.release import reports
@@ -214,7 +215,8 @@ def gather(session: lifecycle.Session, version: str, env: str,
               if previous and p.env == previous and p.version == version]
     healthy, measured = False, None
     if placed:
-        prev_target = actions.resolve_checked(project, placed[0].env, _pr(placed[0].instance), None, [])
+        where = Instance.from_id(placed[0].env, placed[0].instance)
+        prev_target = actions.resolve_checked(project, where.env, where.pr, where.run, [])
         facts = _live(ComposeRuntime().containers(prev_target.app, prev_target.id), placed[0].colour)
         healthy = bool(facts) and all(f.state == "running" and f.health in (None, "healthy")
                                       for f in facts)
@@ -242,10 +244,6 @@ def gather(session: lifecycle.Session, version: str, env: str,
 def _live(facts: list[ContainerFact], colour: str | None) -> list[ContainerFact]:
     """The containers serving now: those of the live colour when the env has colours."""
     return [f for f in facts if colour is None or f.labels.get(LABEL_COLOUR) == colour]
-
-
-def _pr(instance: str) -> int | None:
-    return int(instance[3:]) if instance.startswith("pr-") and instance[3:].isdigit() else None
 
 
 def _read(root: Path, template: str | None, version: str) -> str | None:
