@@ -27,7 +27,7 @@ from envplane.compose.render import render, to_yaml
 from envplane.errors import BackendError, UsageError
 from envplane.plan import Plan, Step, compose_file, env_files, instance_dir
 from envplane.provision import Provisioner, Servers, store_kind, write_env_file
-from envplane.release.colours import LABEL_COLOUR
+from envplane.release.colours import running_colours
 from envplane.spec.load import Project
 from envplane.target import Target
 
@@ -79,8 +79,7 @@ class Applier:
     def _refuse_over_colours(self, target: Target) -> None:
         """`up` recreates in place; over a running blue-green colour it would start a second
         copy beside it and take its routes. Releases move such an instance."""
-        containers = self.runtime.containers(target.app, target.id)
-        running = sorted({c.labels.get(LABEL_COLOUR, "") for c in containers if c.state == "running"} - {""})
+        running = sorted(running_colours(self.runtime.containers(target.app, target.id)))
         if running:
             raise UsageError(
                 f"{target.app} {target.id} runs blue-green (colour {', '.join(running)}); "

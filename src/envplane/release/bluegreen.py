@@ -28,7 +28,15 @@ from envplane.backends.runtime.health import checks_for, wait_healthy
 from envplane.compose.render import render, to_yaml
 from envplane.errors import BackendError
 from envplane.plan import Step, env_files, hook_step, instance_dir, plan_up
-from envplane.release.colours import COLOURS, LABEL_COLOUR, Colour, coloured, other, published
+from envplane.release.colours import (
+    COLOURS,
+    LABEL_COLOUR,
+    Colour,
+    coloured,
+    of_colour,
+    other,
+    published,
+)
 from envplane.spec.load import Project
 from envplane.target import LABEL_SERVICE, Target
 
@@ -80,8 +88,12 @@ class BlueGreen:
     caddy: CaddyAdmin = field(default_factory=CaddyAdmin)
     sleep: Callable[[float], None] = time.sleep
 
-    def deploy(self, target: Target, colour: Colour) -> Switched:
-        """Deploy `target` as `colour` (not the serving one); return once the old one is stopped."""
+    def deploy(self, target: Target, colour: Colour, containers: list[ContainerFact]) -> Switched:
+        """Deploy `target` as `colour` (not the serving one); return once the old one is stopped.
+
+        The caller has checked the engine and read the instance's `containers` under its
+        lock (to choose the colour); they are the serving colour's ports here.
+        """
         if not self.caddy.answers():
             raise BackendError(
                 f"env {target.env.name} deploys blue-green, which switches through the proxy, "
@@ -89,14 +101,13 @@ class BlueGreen:
                 "start it with `envplane proxy up`, or set "
                 f"environments.{target.env.name}.strategy: recreate")
         runtime = self.applier.runtime
-        runtime.check()
         hooks = self.project.spec.hooks
         base_plan = plan_up(target, self.project.root)
         for step in base_plan.steps:
             if step.kind in RESOURCE_STEPS:
                 self._step(step, partial(self.applier.run_step, step, target))
         live = caddy_process.live_dir(target.app, target.id)
-        upstreams = self._upstreams(target, colour)
+        upstreams = self._upstreams(target, colour, containers)
         new = coloured(target, colour, self._host_ports(target, upstreams[colour]))
         file = colour_file(self.project.root, target, colour)
         self._step(Step("render", "create", f"write the {colour} colour's Compose file {file}", str(file)),
@@ -139,14 +150,15 @@ class BlueGreen:
                    lambda: self._stop_others(target, new.project))
         return Switched(colour, switch_seconds, new.public_urls())
 
-    def _upstreams(self, target: Target, colour: Colour) -> dict[str, dict[str, int]]:
+    def _upstreams(self, target: Target, colour: Colour,
+                   containers: list[ContainerFact]) -> dict[str, dict[str, int]]:
         """colour -> public service -> host port. Stable across deploys, so a switch never
         changes the proxy's config: the serving colour keeps the ports it runs on, the new
         one reuses its ports from the routes while they are free."""
         public = [s for s in target.services if s.public is not None and s.public_host_port is not None]
         known = colour_ports(self.caddy.instance_routes(target.app, target.id))
         running = {(c.labels.get(LABEL_COLOUR), c.labels.get(LABEL_SERVICE)): c
-                   for c in self.applier.runtime.containers(target.app, target.id) if c.state == "running"}
+                   for c in containers if c.state == "running"}
         chosen: dict[str, dict[str, int]] = {c: {} for c in COLOURS}
         missing: list[tuple[str, str]] = []
         for c in COLOURS:
@@ -199,8 +211,7 @@ class BlueGreen:
         write_atomic(file, to_yaml(render(new, base, env_files(self.project.root, target))))
 
     def _facts(self, target: Target, colour: str) -> list[ContainerFact]:
-        return [c for c in self.applier.runtime.containers(target.app, target.id)
-                if c.labels.get(LABEL_COLOUR) == colour]
+        return of_colour(self.applier.runtime.containers(target.app, target.id), colour)
 
     def _stop_others(self, target: Target, keep: str) -> None:
         projects = {c.labels.get(COMPOSE_PROJECT) for c in

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Literal
 
+from envplane.backends.runtime.facts import ContainerFact
 from envplane.compose.merge import ComposeModel
 from envplane.ports import PortPlan
 from envplane.target import Target
@@ -80,6 +81,16 @@ def pinned(target: Target, version: str, images: Mapping[str, Mapping[str, Any]]
     model = ComposeModel(data, target.compose.origin, target.compose.files)
     services = tuple(replace(s, env={**s.env, "ENVPLANE_RELEASE": version}) for s in target.services)
     return replace(target, compose=model, services=services)
+
+
+def running_colours(facts: Iterable[ContainerFact]) -> set[str]:
+    """The colours that have a running container among an instance's containers."""
+    return {str(f.labels.get(LABEL_COLOUR)) for f in facts if f.state == "running"} & set(COLOURS)
+
+
+def of_colour(facts: Iterable[ContainerFact], colour: str | None) -> list[ContainerFact]:
+    """The containers of one colour; all of them when the instance has no colours (None)."""
+    return [f for f in facts if colour is None or f.labels.get(LABEL_COLOUR) == colour]
 
 
 def serving(running: Iterable[str | None], recorded: str | None) -> str | None:

@@ -23,7 +23,7 @@ from envplane.plan import Step, plan_up
 from envplane.release import images as release_images
 from envplane.release import reports
 from envplane.release.bluegreen import BlueGreen
-from envplane.release.colours import LABEL_COLOUR, other, pinned, serving
+from envplane.release.colours import of_colour, other, pinned, running_colours, serving
 from envplane.release.gates import Facts, Verdict, config_for, evaluate
 from envplane.release.probe import Measured, measure, probe_urls
 from envplane.release.versions import next_release, require
@@ -130,9 +130,11 @@ def deploy(session: lifecycle.Session, release: Release, env: str, pr: int | Non
         return Deployed(release.version, env, target.id, None, outcome.urls)
 
     def switch(recorder: StepHook) -> Mapping[str, Any]:
-        colour = other(_serving(session, runtime, target))  # under the lock: no other deploy moves it
+        # Under the lock: no other deploy moves the colours between this look and the switch.
+        containers = runtime.containers(target.app, target.id)
+        colour = other(_serving(session, containers, target))
         applier = Applier(project, runtime=runtime, on_step=recorder, health_timeout=health_timeout)
-        done = BlueGreen(project, applier, recorder, health_timeout).deploy(target, colour)
+        done = BlueGreen(project, applier, recorder, health_timeout).deploy(target, colour, containers)
         return {"urls": done.urls, "colour": colour, "switch_seconds": round(done.switch_seconds, 3)}
 
     detail = lifecycle.deploy(session, target, action, switch, on_step, version=release.version)
@@ -140,12 +142,11 @@ def deploy(session: lifecycle.Session, release: Release, env: str, pr: int | Non
                     detail["switch_seconds"])
 
 
-def _serving(session: lifecycle.Session, runtime: ComposeRuntime, target: Target) -> str | None:
+def _serving(session: lifecycle.Session, containers: list[ContainerFact], target: Target) -> str | None:
     last = next(iter(store.history(session.store, target.app, target.env.name, target.id)), None)
-    running = [c.labels.get(LABEL_COLOUR) for c in runtime.containers(target.app, target.id)
-               if c.state == "running"]
+    running = running_colours(containers)
     live = serving(running, last.colour if last else None)
-    if live is None and {"blue", "green"} <= set(running):
+    if live is None and len(running) == 2:
         raise BackendError(f"both colours of {target.project} run and no deploy recorded which serves",
                            f"stop the one the proxy does not route to: docker compose -p "
                            f"{target.project}-blue down (or -green)")
@@ -217,7 +218,7 @@ def gather(session: lifecycle.Session, version: str, env: str,
     if placed:
         where = Instance.from_id(placed[0].env, placed[0].instance)
         prev_target = actions.resolve_checked(project, where.env, where.pr, where.run, [])
-        facts = _live(ComposeRuntime().containers(prev_target.app, prev_target.id), placed[0].colour)
+        facts = of_colour(ComposeRuntime().containers(prev_target.app, prev_target.id), placed[0].colour)
         healthy = bool(facts) and all(f.state == "running" and f.health in (None, "healthy")
                                       for f in facts)
         if with_p95 and healthy:
@@ -239,11 +240,6 @@ def gather(session: lifecycle.Session, version: str, env: str,
         changelog_entry=reports.changelog_has(_read(root, gates.changelog, version) or "", version)
         if gates.changelog else None,
     ), measured
-
-
-def _live(facts: list[ContainerFact], colour: str | None) -> list[ContainerFact]:
-    """The containers serving now: those of the live colour when the env has colours."""
-    return [f for f in facts if colour is None or f.labels.get(LABEL_COLOUR) == colour]
 
 
 def _read(root: Path, template: str | None, version: str) -> str | None:

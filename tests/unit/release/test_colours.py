@@ -6,7 +6,16 @@ from pathlib import Path
 
 from envplane.backends.routing.caddy import routes_for
 from envplane.compose.render import render
-from envplane.release.colours import LABEL_COLOUR, coloured, other, pinned, published, serving
+from envplane.release.colours import (
+    LABEL_COLOUR,
+    coloured,
+    of_colour,
+    other,
+    pinned,
+    published,
+    running_colours,
+    serving,
+)
 from envplane.target import resolve
 from tests.unit.test_target import project
 
@@ -21,6 +30,17 @@ def test_the_engine_says_which_colour_serves_over_the_state_store() -> None:
     assert serving(["blue", "green"], recorded="green") == "green"
     assert serving(["blue", "green"], recorded=None) is None  # ambiguous: the caller refuses
     assert serving([None], recorded=None) is None  # a production from before blue-green
+
+
+def test_running_colours_and_the_containers_of_one() -> None:
+    from envplane.backends.runtime.facts import ContainerFact
+
+    blue = ContainerFact("1", "a-blue", "running", None, {LABEL_COLOUR: "blue"})
+    green = ContainerFact("2", "a-green", "exited", None, {LABEL_COLOUR: "green"})
+    plain = ContainerFact("3", "a", "running", None, {})
+    assert running_colours([blue, green, plain]) == {"blue"}
+    assert of_colour([blue, green, plain], "green") == [green]
+    assert of_colour([blue, green, plain], None) == [blue, green, plain]
 
 
 def test_a_colour_is_its_own_project_on_its_own_ports_sharing_the_data(tmp_path: Path) -> None:
