@@ -112,12 +112,12 @@ def colour_ports(routes: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     found: dict[str, dict[str, int]] = {}
     for route in routes:
         service = str(route.get("@id", "")).rsplit("/", 1)[-1]
-        for handler in route.get("handle", []):
-            for sub in handler.get("routes", []) if handler.get("handler") == "subroute" else []:
-                colour = str(sub.get("@id", "")).rsplit("/", 1)[-1] if sub.get("@id") else None
-                dial = sub["handle"][0]["upstreams"][0]["dial"] if colour else ""
-                if colour and dial.rpartition(":")[2].isdigit():
-                    found.setdefault(colour, {})[service] = int(dial.rpartition(":")[2])
+        switches = [h for h in route.get("handle", []) if h.get("handler") == "subroute"]
+        for sub in (sub for h in switches for sub in h.get("routes", []) if sub.get("@id")):
+            colour = str(sub["@id"]).rsplit("/", 1)[-1]
+            port = sub["handle"][0]["upstreams"][0]["dial"].rpartition(":")[2]
+            if port.isdigit():
+                found.setdefault(colour, {})[service] = int(port)
     return found
 
 
@@ -185,21 +185,23 @@ class CaddyAdmin:
         self.put_routes(target.app, target.id, [r.as_caddy() for r in mine])
         return mine
 
-    def instance_routes(self, app: str, instance: str) -> list[dict[str, Any]]:
-        prefix = instance_prefix(app, instance)
-        return [r for r in self.routes() if str(r.get("@id", "")).startswith(prefix)]
-
-    def put_routes(self, app: str, instance: str, mine: list[dict[str, Any]]) -> None:
-        """One PATCH, so Caddy switches every route of the instance at once (gracefully:
-        requests in flight finish on the old upstream)."""
-        prefix = instance_prefix(app, instance)
-        others = [r for r in self.routes() if not str(r.get("@id", "")).startswith(prefix)]
-        self._call("PATCH", f"/config/apps/http/servers/{SERVER}/routes", ordered(others + mine))
-
-    def remove_routes(self, app: str, instance: str) -> int:
+    def _split(self, app: str, instance: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(the instance's routes, everyone else's)."""
         prefix = instance_prefix(app, instance)
         current = self.routes()
-        kept = [r for r in current if not str(r.get("@id", "")).startswith(prefix)]
-        if len(kept) != len(current):
-            self._call("PATCH", f"/config/apps/http/servers/{SERVER}/routes", ordered(kept))
-        return len(current) - len(kept)
+        mine = [r for r in current if str(r.get("@id", "")).startswith(prefix)]
+        return mine, [r for r in current if r not in mine]
+
+    def instance_routes(self, app: str, instance: str) -> list[dict[str, Any]]:
+        return self._split(app, instance)[0]
+
+    def put_routes(self, app: str, instance: str, mine: list[dict[str, Any]]) -> None:
+        """One PATCH, so every route of the instance changes at once."""
+        self._call("PATCH", f"/config/apps/http/servers/{SERVER}/routes",
+                   ordered(self._split(app, instance)[1] + mine))
+
+    def remove_routes(self, app: str, instance: str) -> int:
+        mine, others = self._split(app, instance)
+        if mine:
+            self._call("PATCH", f"/config/apps/http/servers/{SERVER}/routes", ordered(others))
+        return len(mine)
