@@ -119,8 +119,9 @@ def deploy(session: Session, target: Target, action: str,
         deployment = instances.start_deployment(session.store, target.app, target.env.name, target.id,
                                                 session.actor, ref=ref, version=version)
         recorder = _Recorder(session, deployment.id, on_step)
-        known = {"deployment": deployment.id, "ref": ref, "version": version}
-        given = {k: v for k, v in known.items() if v is not None or k == "ref"}
+        given: dict[str, Any] = {"deployment": deployment.id, "ref": ref}
+        if version is not None:
+            given["version"] = version
         try:
             detail = apply(recorder)
         except EnvplaneError as exc:

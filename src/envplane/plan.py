@@ -159,6 +159,9 @@ def _process_steps(target: Target) -> list[Step]:
     ]
 
 
+HOOKS_BEFORE_START: tuple[HookName, ...] = ("pre_deploy", "migrate")  # post_deploy: once healthy
+
+
 def hook_step(name: HookName, hook: HookSpec) -> Step:
     return Step(f"hook:{name}", "run", f"run the {name} hook in {hook.service}: {hook.command}",
                 hook.service, command=("sh", "-c", hook.command))
@@ -178,7 +181,7 @@ def _compose_steps(target: Target, root: Path, build: bool,
         ports = ", ".join(f"{p.published}/{p.protocol}" for p in published)
         steps.append(Step("ports", "check", "check that the instance's host ports are free "
                           "(or already its own)", ports))
-    steps += [hook_step(name, hooks[name]) for name in ("pre_deploy", "migrate") if name in hooks]
+    steps += [hook_step(name, hooks[name]) for name in HOOKS_BEFORE_START if name in hooks]
     steps.append(
         Step("start", "run", f"start Compose project {target.project}", target.project,
              command=tuple(compose_cmd.up(target.project, file)))

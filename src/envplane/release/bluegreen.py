@@ -27,7 +27,7 @@ from envplane.backends.runtime.facts import ContainerFact
 from envplane.backends.runtime.health import checks_for, wait_healthy
 from envplane.compose.render import render, to_yaml
 from envplane.errors import BackendError
-from envplane.plan import Step, env_files, hook_step, instance_dir, plan_up
+from envplane.plan import HOOKS_BEFORE_START, Step, env_files, hook_step, instance_dir, plan_up
 from envplane.release.colours import (
     COLOURS,
     LABEL_COLOUR,
@@ -38,6 +38,7 @@ from envplane.release.colours import (
     published,
 )
 from envplane.spec.load import Project
+from envplane.spec.models import HookName
 from envplane.target import LABEL_SERVICE, Target
 
 EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
@@ -115,11 +116,9 @@ class BlueGreen:
         self._step(Step("clear", "run", f"remove what a failed deploy left of {new.project}"),
                    lambda: runtime.down_project(new.project))
         with self._undo_unless_switched(new) as state:
-            for name in ("pre_deploy", "migrate"):
+            for name in HOOKS_BEFORE_START:
                 if name in hooks:
-                    hook = hooks[name]
-                    self._step(hook_step(name, hook),
-                               partial(runtime.run_once, new.project, file, hook.service, hook.command))
+                    self._hook(name, new, file)
             self._step(Step("start", "run", f"start {new.project} beside the serving colour", new.project),
                        lambda: runtime.up(new.project, file))
             self._step(Step("health", "check", f"wait until every service of {colour} is healthy"),
@@ -134,10 +133,8 @@ class BlueGreen:
             state["switched"] = True
             switch_seconds = time.monotonic() - started
             if "post_deploy" in hooks:
-                hook = hooks["post_deploy"]
                 try:
-                    self._step(hook_step("post_deploy", hook),
-                               lambda: runtime.run_once(new.project, file, hook.service, hook.command))
+                    self._hook("post_deploy", new, file)
                 except BackendError:
                     if self._facts(target, other(colour)):  # the old colour still runs: back to it
                         self._mark(live, other(colour))
@@ -149,6 +146,12 @@ class BlueGreen:
         self._step(Step("stop", "run", f"stop every colour of {target.id} but {colour}"),
                    lambda: self._stop_others(target, new.project))
         return Switched(colour, switch_seconds, new.public_urls())
+
+    def _hook(self, name: HookName, new: Target, file: Path) -> None:
+        """A hook of the spec, in a one-off container of the new colour."""
+        hook = self.project.spec.hooks[name]
+        self._step(hook_step(name, hook),
+                   partial(self.applier.runtime.run_once, new.project, file, hook.service, hook.command))
 
     def _upstreams(self, target: Target, colour: Colour,
                    containers: list[ContainerFact]) -> dict[str, dict[str, int]]:

@@ -237,17 +237,19 @@ def gather(session: lifecycle.Session, version: str, env: str,
         findings=_report(root, gates.security, version, reports.security_findings),
         migrated_on_previous=store.hook_ran(session.store, project.app, version, previous, "migrate")
         if previous else None,
-        changelog_entry=reports.changelog_has(_read(root, gates.changelog, version) or "", version)
+        changelog_entry=_report(root, gates.changelog, version,
+                                lambda text, _name: reports.changelog_has(text, version)) or False
         if gates.changelog else None,
     ), measured
 
 
-def _read(root: Path, template: str | None, version: str) -> str | None:
+def _read(root: Path, template: str | None, version: str) -> tuple[Path, str] | None:
+    """The report a spec names for the version, and its text; None when there is none."""
     if template is None:
         return None
     path = root / template.replace("{version}", version)
     try:
-        return path.read_text(encoding="utf-8")
+        return path, path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -255,7 +257,5 @@ def _read(root: Path, template: str | None, version: str) -> str | None:
 
 
 def _report(root: Path, template: str | None, version: str, parse: Any) -> Any:
-    text = _read(root, template, version)
-    if text is None or template is None:
-        return None
-    return parse(text, str(root / template.replace("{version}", version)))
+    found = _read(root, template, version)
+    return parse(found[1], str(found[0])) if found else None
