@@ -33,10 +33,14 @@ def _print_deployed(d: Deployed) -> None:
         out.print(f"  {name}: {url}")
 
 
+def _result(ok: bool) -> str:
+    return "[green]pass[/]" if ok else "[red]FAIL[/]"
+
+
 def _verdict_table(verdict: Verdict, title: str) -> None:
     t = table(title, ["gate", "result", "detail"])
     for r in verdict.results:
-        t.add_row(r.gate, "[green]pass[/]" if r.ok else "[red]FAIL[/]", escape(r.detail))
+        t.add_row(r.gate, _result(r.ok), escape(r.detail))
     out.print(t)
 
 
@@ -87,11 +91,10 @@ def releases(
     placed = store.placements(db, project.app)
     rows = []
     for r in store.list_releases(db, project.app):
-        where = [f"{p.env}/{p.instance}" + (f" ({p.colour})" if p.colour else "")
-                 for p in placed if p.version == r.version]
-        if env and not any(p.env == env and p.version == r.version for p in placed):
+        running = [p for p in placed if p.version == r.version]
+        if env and not any(p.env == env for p in running):
             continue
-        rows.append((r, where))
+        rows.append((r, [f"{p.env}/{p.instance}" + (f" ({p.colour})" if p.colour else "") for p in running]))
     if opts.json:
         print_json([{"version": r.version, "commit": r.commit, "ref": r.ref, "by": r.actor,
                      "created_at": r.created_at.isoformat(), "deployed_on": where,
@@ -149,7 +152,7 @@ def gates(
         return
     t = table(f"{project.app} {version}: gates", ["env", "gate", "result", "detail", "at (UTC)"])
     for r in rows:
-        t.add_row(r.env, r.gate, "[green]pass[/]" if r.ok else "[red]FAIL[/]", escape(r.detail),
+        t.add_row(r.env, r.gate, _result(r.ok), escape(r.detail),
                   r.at.strftime("%Y-%m-%d %H:%M:%S"))
     out.print(t)
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
 
 from envplane.errors import StateError
 from envplane.state.clock import Clock, as_utc, utc_now
@@ -66,9 +67,7 @@ def record_release(store: Store, app: str, version: str, images: Mapping[str, Ma
     refuse_secrets(version=version, ref=ref, commit=commit, actor=actor)
     plain = plain_detail(images)
     with store.serialised("releases") as session:
-        found = session.scalars(select(ReleaseRow).where(ReleaseRow.app == app,
-                                                         ReleaseRow.version == version)).first()
-        if found is not None:
+        if _find(session, app, version) is not None:
             raise StateError(f"release {version} of {app} exists already",
                              hint="a version is built once; release again for the next one")
         row = ReleaseRow(app=app, version=version, ref=ref, commit=commit, images=plain,
@@ -80,8 +79,7 @@ def record_release(store: Store, app: str, version: str, images: Mapping[str, Ma
 
 def get_release(store: Store, app: str, version: str) -> Release | None:
     with store.session() as session:
-        row = session.scalars(select(ReleaseRow).where(ReleaseRow.app == app,
-                                                       ReleaseRow.version == version)).first()
+        row = _find(session, app, version)
         return _release(row) if row else None
 
 
@@ -133,34 +131,28 @@ def latest_gates(store: Store, app: str, version: str) -> list[GateRecord]:
 
 def history(store: Store, app: str, env: str, instance: str) -> list[Placement]:
     """The instance's successful deployments of released versions, newest first."""
+    return _released(store, app, Instance.env == env, Instance.instance == instance)
+
+
+def placements(store: Store, app: str) -> list[Placement]:
+    """What each instance runs now: its latest successful deployment of a version."""
+    seen: dict[tuple[str, str], Placement] = {}
+    for placed in _released(store, app, Instance.status.not_in(("down", "purged"))):
+        seen.setdefault((placed.env, placed.instance), placed)
+    return list(seen.values())
+
+
+def _released(store: Store, app: str, *where: ColumnElement[bool]) -> list[Placement]:
+    """Successful deployments of released versions of the app, newest first."""
     query = (
         select(Deployment, Instance)
         .join(Instance)
-        .where(Instance.app == app, Instance.env == env, Instance.instance == instance,
-               Deployment.status == "ok", Deployment.version.is_not(None))
+        .where(Instance.app == app, Deployment.status == "ok", Deployment.version.is_not(None), *where)
         .order_by(Deployment.id.desc())
     )
     with store.session() as session:
         return [Placement(i.env, i.instance, d.version or "", d.colour, d.finished_at or d.started_at)
                 for d, i in session.execute(query).all()]
-
-
-def placements(store: Store, app: str) -> list[Placement]:
-    """What each instance runs now: its latest successful deployment of a version."""
-    query = (
-        select(Deployment, Instance)
-        .join(Instance)
-        .where(Instance.app == app, Deployment.status == "ok", Deployment.version.is_not(None),
-               Instance.status.not_in(("down", "purged")))
-        .order_by(Deployment.id.desc())
-    )
-    seen: dict[tuple[str, str], Placement] = {}
-    with store.session() as session:
-        for d, i in session.execute(query).all():
-            seen.setdefault((i.env, i.instance),
-                            Placement(i.env, i.instance, d.version or "", d.colour,
-                                      d.finished_at or d.started_at))
-    return list(seen.values())
 
 
 def hook_ran(store: Store, app: str, version: str, env: str, hook: str) -> bool:
@@ -174,6 +166,11 @@ def hook_ran(store: Store, app: str, version: str, env: str, hook: str) -> bool:
     )
     with store.session() as session:
         return session.scalars(query).first() is not None
+
+
+def _find(session: Session, app: str, version: str) -> ReleaseRow | None:
+    return session.scalars(select(ReleaseRow).where(ReleaseRow.app == app,
+                                                    ReleaseRow.version == version)).first()
 
 
 def _release(row: ReleaseRow) -> Release:
