@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from envplane.backends.routing.caddy import CaddyAdmin
+from envplane.backends.routing.caddy import CaddyAdmin, instance_id
 from envplane.release.bluegreen import SWITCH_OVERLAP
 from tests.release_kit import Load, ReleaseApp, make, remove
 
@@ -37,12 +37,12 @@ def reloads(app: ReleaseApp, base: str, threads: int) -> str:
     with Load(f"{base}/", app.production_host, threads=threads) as pages:
         pages.wait_for(20)
         for i in range(RELOADS):  # a route for a host nobody asks for: a real reload each time
-            caddy.put_routes("_bench", "reload", [{"@id": f"envplane/_bench/reload/{i}",
-                                                   "match": [{"host": [f"reload-{i}.invalid"]}],
-                                                   "handle": [{"handler": "static_response"}]}])
+            caddy.put_instance({"@id": instance_id("_bench", "reload"),
+                                "match": [{"host": [f"reload-{i}.invalid"]}],
+                                "handle": [{"handler": "static_response"}]})
             time.sleep(0.2)
         total = pages.ok + pages.failed
-    caddy.put_routes("_bench", "reload", [])
+    caddy.remove_instance("_bench", "reload")
     return (f"for comparison, {RELOADS} Caddy config changes under the same load: "
             f"{total} requests, lost {pages.failed}")
 

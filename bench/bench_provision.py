@@ -1,4 +1,5 @@
-"""Provisioning a fresh instance (password, role + database, bucket, Redis user) and purging
+"""Provisioning a fresh instance (password, role + database, bucket and its own S3 key, Redis
+user) and purging
 it, on the real servers of scripts/services. Prints medians; asserts nothing.
 
 Usage: eval the export lines of scripts/services/{postgres,seaweedfs,redis}.sh, then
@@ -41,7 +42,8 @@ def main() -> None:
             "services:\n  web:\n    uses: [postgres, s3, redis]\n"
             "resources:\n  postgres: {}\n  s3: {}\n  redis: {}\n")
         project = load_project(root / "envplane.yaml", {})
-        store = open_secret_store("file", root, {})
+        # The store's key file goes under the bench's own folder, not the user's config.
+        store = open_secret_store("file", root, {"XDG_CONFIG_HOME": str(root / "config")}, project.app)
         for pr in range(1, runs + 1):
             target = resolve(project, "test", pr=pr)
             p = Provisioner(target, Servers.from_environ(environ), store, root)
@@ -50,12 +52,14 @@ def main() -> None:
             p.password("redis")
             p.database()
             p.bucket()
+            p.s3_key()
             p.cache()
             ensure.append(time.perf_counter() - start)
             start = time.perf_counter()
             p2 = Provisioner(target, Servers.from_environ(environ), store, root)
             p2.database()
             p2.bucket()
+            p2.s3_key()
             p2.cache()
             again.append(time.perf_counter() - start)
             start = time.perf_counter()

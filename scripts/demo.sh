@@ -61,14 +61,13 @@ demo_local() {
   wait "$pid" || true
 }
 
-PR_DATA=$PWD/.envplane/data/pr-7   # a preview's default data path is a server's /data/test
+PR_DATA=$PWD/.envplane/data/finance-report-pr-7   # a preview's default data path is a server's /data/test
 
 # Runs on any exit once Docker is in use, so a failed step never leaves the demo's envs behind.
 teardown_docker() {
   trap - EXIT
   if has preview && has proxy; then
-    say "DATA_PATH=.envplane/data/pr-7 envplane preview down --pr 7"
-    DATA_PATH=$PR_DATA envplane preview down --pr 7 || true
+    run envplane preview down --pr 7 || true   # at the data path recorded by its first up
     run envplane proxy down || true
   fi
   run envplane down docker --purge || true
@@ -97,7 +96,7 @@ demo_docker() {
   get "http://127.0.0.1:$(port_of docker backend 8000)/api/health"
   if has preview && has proxy; then
     run envplane proxy up
-    say "DATA_PATH=.envplane/data/pr-7 envplane preview up --pr 7"
+    say "DATA_PATH=\$PWD/.envplane/data/finance-report-pr-7 envplane preview up --pr 7"
     DATA_PATH=$PR_DATA envplane preview up --pr 7
     say "curl -H 'Host: report-pr-7.localhost' http://127.0.0.1:8088/api/health"
     curl -fsS -H 'Host: report-pr-7.localhost' http://127.0.0.1:8088/api/health; echo
@@ -113,28 +112,44 @@ demo_docker() {
 }
 
 # Releases: a copy of the example in its own git repository, so `release` has commits and
-# tags to count from; staging and production keep their data in the copy.
+# tags to count from; staging and production keep their data in the copy. Two people, alice
+# (who promotes) and bob (who approves), each get an SSH key; the spec's approvers file
+# (git's allowed-signers format) lists both, and each signs with their own key.
 demo_release() {
   has release || { skip release; return 0; }
-  local work
-  work=$(mktemp -d)
+  have ssh-keygen || apt_install openssh-client
+  local work keys
+  work=$(mktemp -d) keys=$work/keys
   cp -r . "$work/app" && rm -rf "$work/app/.envplane"
-  printf 'environments:\n  staging: {data_path: %s}\n  production: {data_path: %s, drain_seconds: 1}\n' \
-    "$work/data/staging" "$work/data/production" >>"$work/app/envplane.yaml"
+  # p95 of 1 s, not the 200 ms default: a busy 2-core demo machine measured 250-750 ms.
+  printf 'environments:\n  staging: {data_path: %s}\n  production: {data_path: %s, drain_seconds: 1, gates: {p95_ms: 1000}}\n' \
+    "$work/data/finance-report/staging" "$work/data/finance-report/production" >>"$work/app/envplane.yaml"
+  mkdir -p "$keys"
+  for person in alice bob; do
+    ssh-keygen -q -t ed25519 -N '' -C "$person" -f "$keys/$person"
+    printf '%s %s\n' "$person" "$(cut -d' ' -f1,2 "$keys/$person.pub")" >>"$work/app/approvers"
+  done
+  printf 'approvers: approvers\n' >>"$work/app/envplane.yaml"
   (cd "$work/app" && git init -q && git add -A &&
     git -c user.name=dev -c user.email=dev@example.com commit -qm "the app" && git tag v1.0.44)
   pushd "$work/app" >/dev/null
   trap 'teardown_release' EXIT
   run envplane proxy up
   run envplane release staging
-  say "envplane promote v1.0.45 --to production   (refused: nobody else approved)"
-  envplane promote v1.0.45 --to production || true
-  say "ENVPLANE_USER=bob envplane approve v1.0.45 --to production"
-  ENVPLANE_USER=bob envplane approve v1.0.45 --to production
-  run envplane promote v1.0.45 --to production
+  run cat approvers
+  say "envplane promote v1.0.45 --to production --key \$keys/alice   (refused: nobody else approved)"
+  envplane promote v1.0.45 --to production --key "$keys/alice" || true
+  say "ENVPLANE_USER=bob envplane approve v1.0.45 --to production --key \$keys/alice   (a name proves nothing: alice's key makes it alice's)"
+  ENVPLANE_USER=bob envplane approve v1.0.45 --to production --key "$keys/alice"
+  say "envplane approve v1.0.45 --to production --key \$keys/bob   (bob signs with his own key)"
+  envplane approve v1.0.45 --to production --key "$keys/bob"
+  say "envplane promote v1.0.45 --to production --key \$keys/alice"
+  envplane promote v1.0.45 --to production --key "$keys/alice"
   say "curl -H 'Host: report.example.com' http://127.0.0.1:8088/api/health"
   curl -fsS -H 'Host: report.example.com' http://127.0.0.1:8088/api/health; echo
   run envplane releases
+  run envplane gates v1.0.45
+  run envplane audit verify
   teardown_release
   popd >/dev/null
   rm -rf "$work"
@@ -142,12 +157,15 @@ demo_release() {
 
 teardown_release() {
   trap - EXIT
-  run envplane down production --purge || true
-  run envplane down staging --purge || true
+  run envplane down production --purge --yes || true
+  run envplane down staging --purge --yes || true
   run envplane proxy down || true
 }
 
 demo_plan
+# The example's state from a demo run by an envplane before keyed audit logs: key its log once
+# (a no-op on a fresh checkout). With your own apps, run `envplane audit verify` first.
+if has audit && envplane audit key --help >/dev/null 2>&1; then envplane audit key >/dev/null; fi
 demo_local
 if ! has up; then
   printf '\nThis envplane cannot run environments yet: the demo stops after the plan.\n'

@@ -11,6 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BUSYBOX_RECIPE=1
 PYTHON_RECIPE=2
 PLATFORM_RECIPE=1
+POSTGRES_RECIPE=3  # 2, 3: pgBackRest and WAL archiving (issue 13)
 PREFIX=${ENVPLANE_IMAGE_PREFIX:-}
 
 image_current() {
@@ -125,8 +126,9 @@ copy_libs() {
 # the same way as python: postgres:15, redis:7, and SeaweedFS's static `weed` binary.
 build_postgres() {
   local tag=${PREFIX:+$PREFIX-}postgres:15
-  image_current "$tag" "$PLATFORM_RECIPE" && return 0
+  image_current "$tag" "$POSTGRES_RECIPE" && return 0
   [[ -x /usr/lib/postgresql/15/bin/postgres ]] || apt_install postgresql-15
+  [[ -x /usr/bin/pgbackrest ]] || apt_install pgbackrest
   local root start=$SECONDS; root=$(mktemp -d)
   busybox_root "$root"
   echo "postgres:x:999:999:postgres:/var/lib/postgresql:/bin/sh" >>"$root/etc/passwd"
@@ -135,9 +137,13 @@ build_postgres() {
   cp -a /usr/lib/postgresql/15 "$root/usr/lib/postgresql/"
   cp -a /usr/share/postgresql/15 "$root/usr/share/postgresql/"
   cp -a /usr/share/zoneinfo "$root/usr/share/" 2>/dev/null || true
-  copy_libs "$root" /usr/lib/postgresql/15/bin/* /usr/lib/postgresql/15/lib/*.so
+  mkdir -p "$root/usr/bin" "$root/etc/ssl"
+  cp /usr/bin/pgbackrest "$root/usr/bin/pgbackrest"
+  copy_libs "$root" /usr/lib/postgresql/15/bin/* /usr/lib/postgresql/15/lib/*.so /usr/bin/pgbackrest
+  [[ -d /etc/ssl/certs ]] && cp -aL /etc/ssl/certs "$root/etc/ssl/"
   install -m 0755 "$(dirname "${BASH_SOURCE[0]}")/images/pg-entrypoint" "$root/bin/pg-entrypoint"
-  import_root "$root" "$tag" "$PLATFORM_RECIPE" 'ENV PATH=/usr/lib/postgresql/15/bin:/bin' \
+  install -m 0755 "$(dirname "${BASH_SOURCE[0]}")/images/pgbackrest-archive" "$root/bin/pgbackrest-archive"
+  import_root "$root" "$tag" "$POSTGRES_RECIPE" 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/bin:/bin' \
     'CMD ["/bin/pg-entrypoint"]'
   rm -rf "$root"
   log "built $tag in $((SECONDS - start)) s"

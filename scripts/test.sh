@@ -38,6 +38,8 @@ trap summary EXIT
 
 phase "venv + install"
 ensure_venv
+# Signed approvals sign and verify with OpenSSH's ssh-keygen, as git does (a tool, not a service).
+have ssh-keygen || apt_install openssh-client
 
 if ((services)); then
   for script in scripts/services/*.sh; do

@@ -25,6 +25,7 @@ from pathlib import Path
 from tests.support import cli, docker_engine, free_port_block, need
 
 ROOT = Path(__file__).resolve().parents[1]
+SIGNED = ("approve", "promote", "rollback")  # commands a person signs with their SSH key
 BIN = Path(sys.executable).parent
 SERVERS = ("ENVPLANE_POSTGRES_URL", "ENVPLANE_S3_ENDPOINT", "ENVPLANE_S3_ACCESS_KEY",
            "ENVPLANE_S3_SECRET_KEY", "ENVPLANE_REDIS_URL")
@@ -44,10 +45,14 @@ class ReleaseApp:
     listen: int
     admin: int
     staging_port: int
+    keys: Path  # alice's and bob's SSH keys; the spec's approvers file lists both
 
-    def envplane(self, *args: str, user: str = "alice", timeout: float = 300
+    def envplane(self, *args: str, user: str = "alice", claim: str | None = None, timeout: float = 300
                  ) -> subprocess.CompletedProcess[str]:
-        return cli(*args, cwd=self.folder, env={**self.env, "ENVPLANE_USER": user}, timeout=timeout)
+        """envplane as `user`, who signs with their own key; ENVPLANE_USER=`claim` (else user)."""
+        signing = ("--key", str(self.keys / user)) if args and args[0] in SIGNED else ()
+        return cli(*args, *signing, cwd=self.folder, env={**self.env, "ENVPLANE_USER": claim or user},
+                   timeout=timeout)
 
     def ok(self, *args: str, user: str = "alice") -> subprocess.CompletedProcess[str]:
         done = self.envplane(*args, user=user)
@@ -112,13 +117,21 @@ def make(tmp_path: Path, hooks: str = "") -> ReleaseApp:
     spec.write_text(
         spec.read_text().replace("app: finance-report", f"app: {name}").replace("prefix: report", f"prefix: {name}")
         + "environments:\n"
-        f"  staging:\n    data_path: {tmp_path}/data/staging\n"
+        f"  staging:\n    data_path: {tmp_path}/data/{{app}}/staging\n"
         f"    ports:\n      backend: {{8000: {base}}}\n      frontend: {{8080: {base + 1}}}\n"
-        f"  production:\n    data_path: {tmp_path}/data/production\n    drain_seconds: 1\n"
+        f"  production:\n    data_path: {tmp_path}/data/{{app}}/production\n    drain_seconds: 1\n"
         # The 200 ms default is unit-tested; a busy CI host must not fail the flow on it.
         "    gates: {p95_ms: 1000}\n"
         + hooks
     )
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for person in ("alice", "bob"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", person, "-f", str(keys / person)],
+                       check=True)
+    (folder / "approvers").write_text("".join(
+        f"{person} {' '.join((keys / f'{person}.pub').read_text().split()[:2])}\n" for person in ("alice", "bob")))
+    spec.write_text(spec.read_text() + "approvers: approvers\n")
     (folder / ".gitignore").write_text(".envplane/\n")
     git(folder, "init", "-q")
     git(folder, "add", "-A")
@@ -126,15 +139,16 @@ def make(tmp_path: Path, hooks: str = "") -> ReleaseApp:
     git(folder, "tag", "v1.0.44")
     listen, admin = free_port(), free_port()
     env = {"ENVPLANE_HOME": str(tmp_path / "home"), "ENVPLANE_CADDY_ADMIN": f"http://127.0.0.1:{admin}",
+           "ENVPLANE_CADDY_LISTEN": f"127.0.0.1:{listen}",
            "DATA_PATH": "", **servers}
-    app = ReleaseApp(folder, name, env, listen, admin, base)
+    app = ReleaseApp(folder, name, env, listen, admin, base, keys)
     app.ok("proxy", "up", "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}")
     return app
 
 
 def remove(app: ReleaseApp) -> None:
     for env in ("production", "staging"):
-        app.envplane("down", env, "--purge")
+        app.envplane("down", env, "--purge", "--yes")
     app.envplane("proxy", "down", "--admin", f"127.0.0.1:{app.admin}")
     images = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
                              f"reference={app.name}-*"], capture_output=True, text=True).stdout.split()
@@ -197,3 +211,52 @@ class Load:
         deadline = time.monotonic() + timeout
         while self.ok + self.failed < count and time.monotonic() < deadline:
             time.sleep(0.05)
+
+
+@dataclass
+class Copies:
+    """The running containers of one service of an instance, sampled from the engine.
+
+    Samples back to back (each `docker ps` takes a few ms) from a thread; says the most
+    seen at once, every container id seen, and for how long more than one ran.
+    """
+
+    app: str
+    instance: str
+    service: str
+    most: int = 0
+    samples: int = 0
+    overlap_seconds: float = 0.0
+    ids: set[str] = field(default_factory=set)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _worker: threading.Thread | None = None
+
+    def running(self) -> list[str]:
+        return subprocess.run(
+            ["docker", "ps", "--quiet", "--no-trunc", "--filter", f"label=envplane.app={self.app}",
+             "--filter", f"label=envplane.instance={self.instance}",
+             "--filter", f"label=com.docker.compose.service={self.service}"],
+            capture_output=True, text=True, check=True).stdout.split()
+
+    def __enter__(self) -> Copies:
+        self._worker = threading.Thread(target=self._run, daemon=True)
+        self._worker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=30)
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while not self._stop.is_set():
+            ids = self.running()
+            now = time.monotonic()
+            if len(ids) > 1:
+                self.overlap_seconds += now - last
+            last = now
+            self.samples += 1
+            self.most = max(self.most, len(ids))
+            self.ids.update(ids)
+            time.sleep(0.02)

@@ -17,7 +17,12 @@ start_engine() {
   if ! { [[ -f /var/run/docker.pid ]] && kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; }; then
     log "starting dockerd (log: /var/log/dockerd.log)"
     # setsid: the daemon outlives this script and the test run that called it.
-    setsid dockerd >/var/log/dockerd.log 2>&1 </dev/null &
+    # Every env instance has its own network: the default pools hold about 30 of them on a
+    # host, /24s from 10.200/16 hold 256 (50 previews at once, #11). A daemon.json that sets
+    # pools of its own keeps them (dockerd refuses the flag and the key together).
+    local pools=(--default-address-pool base=10.200.0.0/16,size=24)
+    grep -qs default-address-pools /etc/docker/daemon.json && pools=()
+    setsid dockerd "${pools[@]}" >/var/log/dockerd.log 2>&1 </dev/null &
   fi
   wait_for 60 docker info || { log "dockerd did not answer in 60 s; see /var/log/dockerd.log"; exit 1; }
 }

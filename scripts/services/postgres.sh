@@ -65,7 +65,7 @@ create_role_and_db() {
 # Containers reach this server as host.docker.internal (the Docker bridge's gateway):
 # listen beyond loopback and let Docker's address pools in, with passwords (scram).
 open_to_containers() {
-  local version conf_dir hba changed=0
+  local version conf_dir hba changed=0 reload=0
   version="$(cluster_version)"
   conf_dir="/etc/postgresql/$version/main"
   hba="$conf_dir/pg_hba.conf"
@@ -74,16 +74,21 @@ open_to_containers() {
     echo "listen_addresses = '*'" >"$conf_dir/conf.d/envplane.conf"
     changed=1
   fi
+  # Docker's own default pools, the pool scripts/services/docker.sh gives dockerd
+  # (10.200/16), and the test hosts' containers (scripts/hosts.sh: 10.231.N.0/24).
+  # A pg_hba line needs only a reload, which drops no connection.
   local net
-  for net in 172.16.0.0/12 192.168.0.0/16; do
-    if ! grep -q "envplane containers $net" "$hba"; then
+  for net in 172.16.0.0/12 192.168.0.0/16 10.200.0.0/16 10.231.0.0/16; do
+    if ! grep -q "^host all all $net " "$hba"; then
       echo "host all all $net scram-sha-256 # envplane containers $net" >>"$hba"
-      changed=1
+      reload=1
     fi
   done
   if ((changed)); then
     log "opening PostgreSQL to containers (listen on all addresses, scram from Docker networks)"
     as_root pg_ctlcluster "$version" main restart >&2
+  elif ((reload)); then
+    as_root pg_ctlcluster "$version" main reload >&2
   fi
 }
 

@@ -1,7 +1,13 @@
 """One error hierarchy. The CLI formats these in one place; nothing else prints tracebacks.
 
-Exit codes: 2 for input the user can fix (spec, Compose file, arguments), 1 for an
-operation that failed against the world (a backend, a lock, the state store).
+Exit codes (README: Exit codes), one rule for every command:
+  0  done, or nothing to do: what was asked for holds already (NothingToDo says so)
+  1  the operation failed against the world: a backend down or refusing, a lock, the state
+     store, or a thing the command names not found where it looked (NotFound: a release,
+     a backup, a running container, a secret)
+  2  bad input or usage: the command line or the spec is wrong on its face (an unknown env
+     or service, a malformed value); nothing was changed
+  130 interrupted (Ctrl-C): `Interrupted` says which operation stopped where
 """
 
 from __future__ import annotations
@@ -82,6 +88,20 @@ class UsageError(EnvplaneError):
     exit_code = 2
 
 
+class NeedsConfirmation(UsageError):
+    """The operation would delete what a person must confirm first (a purge of staging); it
+    ran again with the confirmation given (`yes=True`) goes on. Nothing was changed.
+
+    A terminal asks `question` (and, declined, says `declined`); anything else, a script or an
+    API request without the confirmation, gets the message and hint (exit 2).
+    """
+
+    def __init__(self, message: str, hint: str, question: str, declined: str) -> None:
+        super().__init__(message, hint)
+        self.question = question
+        self.declined = declined
+
+
 class IsolationError(SpecError):
     """Two environment instances would share a resource the isolation invariant keeps apart."""
 
@@ -94,5 +114,41 @@ class LockError(EnvplaneError):
     """Another operation holds the lock of this environment instance."""
 
 
+class GateError(EnvplaneError):
+    """A gate or a policy of the spec refused the operation (it ran, and said no)."""
+
+
 class BackendError(EnvplaneError):
     """A backend (Docker, PostgreSQL, S3, a secret store, ...) refused or failed."""
+
+
+class NotFound(EnvplaneError):
+    """What the command names is not where it looked: a release, a backup, a running
+    container, a secret. The command was right; the world has no such thing (exit 1)."""
+
+
+class NothingToDo(EnvplaneError):
+    """What was asked for holds already (`preview down` of a PR never deployed): the command
+    says so, changes nothing — no audit row, no state row — and succeeds."""
+
+    exit_code = 0
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped an operation part-way; the message says which and where.
+
+    A KeyboardInterrupt, so whatever catches that to stop still does; the CLI prints the
+    message and exits 130.
+    """
+
+    exit_code = 130
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class Forbidden(EnvplaneError):
+    """Who asks is known, and may not do this: a token or user whose scopes do not allow it
+    (the server answers 403)."""

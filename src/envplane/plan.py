@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from envplane.checks import checks_for, describe_wait
 from envplane.commands import compose as compose_cmd
 from envplane.spec.models import HookName, HookSpec
 from envplane.target import Target
 
 Action = Literal["check", "create", "run", "noop"]
+Phase = Literal["preflight", "apply"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Step:
     resource: str = ""
     reason: str = ""
     command: tuple[str, ...] = ()
+    phase: Phase = "apply"  # pre-flight steps change nothing anyone uses; they run first
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -36,6 +39,7 @@ class Step:
             "resource": self.resource,
             "reason": self.reason,
             "command": list(self.command),
+            "phase": self.phase,
         }
 
 
@@ -68,6 +72,11 @@ def compose_file(root: Path, target: Target) -> Path:
     return instance_dir(root, target) / "compose.yaml"
 
 
+def trial_file(root: Path, target: Target) -> Path:
+    """The new Compose file as the pre-flight creates it beside the instance (preflight.py)."""
+    return instance_dir(root, target) / "trial" / "compose.yaml"
+
+
 def env_files(root: Path, target: Target) -> dict[str, str]:
     """service -> the env file of its resource variables and secrets (compose runtimes)."""
     if target.env.runtime == "process":
@@ -77,32 +86,78 @@ def env_files(root: Path, target: Target) -> dict[str, str]:
 
 
 def plan_up(target: Target, root: Path, observed: Observed | None = None, build: bool = False,
-            hooks: Mapping[HookName, HookSpec] | None = None) -> Plan:
-    """The steps of `up`. Like `docker compose up`, images are built when missing;
-    `build=True` (`up --build`, a new commit of a PR) rebuilds them first. The spec's
-    `pre_deploy` and `migrate` hooks run before the new containers start, `post_deploy`
-    once they are healthy."""
+            hooks: Mapping[HookName, HookSpec] | None = None, registry: str | None = None) -> Plan:
+    """The steps of `up`: under the instance's lock, the pre-flight checks first (nothing is
+    made or touched until each has passed), then the changes. Like `docker compose up`,
+    images are built when missing; `build=True` (`up --build`, a new commit of a PR)
+    rebuilds them first. The spec's `pre_deploy` and `migrate` hooks run before the new
+    containers start, `post_deploy` once they are healthy."""
     seen = observed or Observed()
     hooks = hooks or {}
     steps: list[Step] = [
-        Step("isolation", "check", "check the isolation invariant against every other instance"),
-        Step("lock", "run", f"take the lock of {target.app}/{target.id}"),
-        *_directories(target, seen),
-        *_resources(target, seen),
+        Step("lock", "run", f"take the lock of {target.app}/{target.id}", phase="preflight"),
+        *preflight_steps(target, root, build),
     ]
+    record = Step("record", "run", "record the deployment in the state store and audit log")
+    if target.env.runtime == "kubernetes":  # no host folders: the cluster holds the data
+        from envplane.kubernetes.plan import steps as kube_steps
+
+        return Plan(target, (*steps, *kube_steps(target, root, _resources(target, seen)), record))
+    if target.env.runtime == "swarm":  # a stack on the manager of hosts:
+        from envplane.swarm.plan import steps as swarm_steps
+
+        return Plan(target, (*steps, *swarm_steps(target, root, _directories(target, seen),
+                                                   _resources(target, seen), registry), record))
+    steps += [*_directories(target, seen), *_resources(target, seen)]
     if target.env.runtime == "process":
         steps += _process_steps(target)
     else:
-        steps += _compose_steps(target, root, build, hooks)
+        steps += _compose_steps(target, root, hooks)
     steps += _health_steps(target)
     if target.env.runtime != "process" and "post_deploy" in hooks:
         steps.append(hook_step("post_deploy", hooks["post_deploy"]))
-    if target.domain and target.env.runtime != "process" and target.public_urls():
+    if target.domain and target.env.runtime != "process" and target.public_urls() \
+            and target.env.routing == "caddy":  # Traefik routes by the rendered labels
         steps.append(
             Step("route", "create", f"route {target.domain} to the public services", target.domain)
         )
-    steps.append(Step("record", "run", "record the deployment in the state store and audit log"))
+    steps.append(record)
     return Plan(target, tuple(steps))
+
+
+def preflight_steps(target: Target, root: Path, build: bool = False) -> list[Step]:
+    """What `up` proves before it changes anything (preflight.py says how)."""
+    steps = [_check("isolation", "check the isolation invariant against every other instance")]
+    if target.env.runtime != "compose":  # processes in the foreground; a cluster (kubernetes/)
+        return steps
+    published = [p for s in target.services for p in s.ports if p.published is not None]
+    if published:
+        ports = ", ".join(f"{p.published}/{p.protocol}" for p in published)
+        steps.append(_check("ports", "check that the instance's host ports are free on this engine "
+                            "(or already its own)", ports))
+    servers = [name for name, on in (("PostgreSQL", target.database), ("S3", target.bucket),
+                                     ("Redis", target.redis_prefix)) if on]
+    if servers:
+        steps.append(_check("servers", f"check that {', '.join(servers)} answer with the admin "
+                            "credentials"))
+    secrets = ", ".join(f"{key} ({s.name})" for s in target.services for key in s.secrets)
+    if secrets:
+        steps.append(_check("user-secrets", f"check that the services' secrets are set: {secrets}"))
+    file = str(trial_file(root, target))
+    if build and any("build" in svc for svc in target.compose.data.get("services", {}).values()):
+        steps.append(Step("build", "run", "build the images of services with `build:`", phase="preflight",
+                          command=tuple(compose_cmd.build(target.project, file))))
+    steps += [
+        _check("images", "check that every image is on the engine (build or pull the missing ones)"),
+        _check("trial", "create the new containers in a trial project, never started, and find "
+               "each one's command in its image (skipped when none of the instance's containers "
+               "runs: nothing running to protect)"),
+    ]
+    return steps
+
+
+def _check(kind: str, description: str, resource: str = "") -> Step:
+    return Step(kind, "check", description, resource, phase="preflight")
 
 
 def _directories(target: Target, seen: Observed) -> list[Step]:
@@ -134,6 +189,10 @@ def _resources(target: Target, seen: Observed) -> list[Step]:
         what = "folder" if local else "bucket"
         steps.append(_ensure(seen, "bucket", target.bucket, f"create {what} {target.bucket}",
                              f"reuse {what} {target.bucket}"))
+        if not local:  # the admin key never reaches a container: the instance gets its own
+            steps.append(_ensure(seen, "s3key", target.bucket,
+                                 f"create the instance's S3 key, limited to bucket {target.bucket}",
+                                 f"the instance's S3 key exists, limited to bucket {target.bucket}"))
     if target.redis_prefix and not local:
         steps.append(_ensure(seen, "cache", target.redis_prefix,
                              f"create Redis user limited to keys {target.redis_prefix}*",
@@ -167,20 +226,9 @@ def hook_step(name: HookName, hook: HookSpec) -> Step:
                 hook.service, command=("sh", "-c", hook.command))
 
 
-def _compose_steps(target: Target, root: Path, build: bool,
-                   hooks: Mapping[HookName, HookSpec]) -> list[Step]:
+def _compose_steps(target: Target, root: Path, hooks: Mapping[HookName, HookSpec]) -> list[Step]:
     file = str(compose_file(root, target))
     steps = [Step("render", "create", f"write the instance's Compose file {file}", file)]
-    if build and any("build" in svc for svc in target.compose.data.get("services", {}).values()):
-        steps.append(
-            Step("build", "run", "build the images of services with `build:`",
-                 command=tuple(compose_cmd.build(target.project, file)))
-        )
-    published = [p for s in target.services for p in s.ports if p.published is not None]
-    if published:
-        ports = ", ".join(f"{p.published}/{p.protocol}" for p in published)
-        steps.append(Step("ports", "check", "check that the instance's host ports are free "
-                          "(or already its own)", ports))
     steps += [hook_step(name, hooks[name]) for name in HOOKS_BEFORE_START if name in hooks]
     steps.append(
         Step("start", "run", f"start Compose project {target.project}", target.project,
@@ -190,11 +238,6 @@ def _compose_steps(target: Target, root: Path, build: bool,
 
 
 def _health_steps(target: Target) -> list[Step]:
-    steps = []
-    for s in target.services:
-        has_healthcheck = "healthcheck" in target.compose.data.get("services", {}).get(s.name, {})
-        if target.env.runtime != "process" and has_healthcheck:
-            steps.append(Step("health", "check", f"wait until {s.name} is healthy (its healthcheck)", s.name))
-        elif s.health:
-            steps.append(Step("health", "check", f"wait until {s.name} answers {s.health}", s.name))
-    return steps
+    """A step per service that has something to wait for (checks.py says what)."""
+    return [Step("health", "check", describe_wait(c, target.service(c.service).health), c.service)
+            for c in checks_for(target)]

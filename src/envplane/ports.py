@@ -121,19 +121,27 @@ def assign(
     return plans, errors
 
 
+# The host ports of envplane's own platform (platform/compose.yaml and envplane.yaml: 25432,
+# 26379 and 27333, +10 per env up to +50), which runs beside the apps on one machine.
+PLATFORM_PORTS = frozenset(p + step for p in (25432, 26379, 27333) for step in range(0, 60, 10))
+
+
 def free_offset(env: EnvConfig, requests: Sequence[PortRequest]) -> int:
-    """The smallest offset from the env's default that lands on none of the Compose ports.
+    """The smallest offset from the env's default that lands on none of the Compose ports
+    and none of the platform's.
 
     The Compose ports are what production (offset 0) publishes, so the env never takes
-    a port production holds. Deterministic: the same spec always gives the same ports.
+    a port production holds; docker's +20000 would put Compose's 5432 on the platform's
+    PostgreSQL. Deterministic: the same spec always gives the same ports.
     """
     wanted = {r.published for r in requests if r.published is not None}
     if not wanted:
         return env.port_offset
+    taken = wanted | PLATFORM_PORTS
     for offset in range(env.port_offset, env.port_offset + 1000):
         if max(wanted) + offset > 65535:
             break
-        if not any(p + offset in wanted for p in wanted):
+        if not any(p + offset in taken for p in wanted):
             return offset
     return env.port_offset  # nothing fits; assign() reports the ports out of range
 

@@ -6,21 +6,28 @@ Project carries the files' text and the environ snapshot it was loaded with.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections import ChainMap
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
+from types import MappingProxyType
 from typing import Any
 
+from envplane.compose.interpolate import InterpolationError, substitute, unset_warning
 from envplane.compose.load import build_model
 from envplane.compose.merge import ComposeModel
-from envplane.compose.model import parse_port
+from envplane.compose.model import VolumeSyntaxError, parse_port, parse_volume
+from envplane.datapath import RULE_HINT, not_owned
 from envplane.errors import Problem, SpecError, UsageError
+from envplane.hosts.config import engine_for
+from envplane.hosts.engine import LOCAL, Engine
 from envplane.names import Instance, bucket_name, container_name, fill, run_id, sql_identifier
 from envplane.ports import PortError, PortPlan, PortRequest, assign, published_port
+from envplane.release.stateful import classify
 from envplane.spec.ladder import EnvConfig
-from envplane.spec.load import Project
+from envplane.spec.load import Project, is_credential
 from envplane.spec.models import PublicRoute, Resources, ServiceSpec
 
 LABEL_APP = "envplane.app"
@@ -44,11 +51,42 @@ class ServiceTarget:
     provided: tuple[str, ...]  # variables envplane supplies from resources and secrets
     secret_path: str
     env: Mapping[str, str]
+    # Holds data (release/stateful.py): runs once per instance, never per blue-green colour.
+    stateful: bool = False
+    stateful_reason: str = ""
 
     @property
     def public_host_port(self) -> int | None:
         """The host port the public container port is published on, if it is."""
         return published_port(self.ports, self.public.port) if self.public else None
+
+
+HOST_NAMESPACES = ("network_mode", "pid", "ipc")  # Compose keys that can say `host`
+
+
+@dataclass(frozen=True)
+class HostUse:
+    """Something a service takes from the host itself rather than from its instance: the
+    host's network, PID or IPC namespace, a host folder outside the instance's data path,
+    or (kind "app") a folder of the app's own checkout, mounted by a relative path."""
+
+    kind: str  # "bind", "app", or one of HOST_NAMESPACES
+    value: str  # the host path (absolute or ~/...), or "host"
+    service: str
+    field: str  # where Compose says so: services.plex.volumes[0]
+
+
+@dataclass(frozen=True)
+class Shared:
+    """The spec's `shared:` for one instance: its bind paths interpolated and normalised."""
+
+    binds: tuple[str, ...] = ()
+    namespaces: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # key -> services
+
+    def allows(self, use: HostUse) -> bool:
+        if use.kind == "bind":
+            return any(_within(use.value, path) for path in self.binds)
+        return use.service in self.namespaces.get(use.kind, ())
 
 
 @dataclass(frozen=True)
@@ -75,6 +113,9 @@ class Target:
     labels: Mapping[str, str]
     compose: ComposeModel = field(repr=False)
     warnings: tuple[str, ...] = ()
+    host_uses: tuple[HostUse, ...] = ()
+    shared: Shared = field(default_factory=Shared)
+    engine: Engine = LOCAL  # where its containers, ports and folders are (spec `hosts:`)
 
     @property
     def id(self) -> str:
@@ -90,6 +131,29 @@ class Target:
     def public_urls(self) -> dict[str, str]:
         return {s.name: s.url for s in self.services if s.url}
 
+    def urls(self, proxy: str | None = None, engine_ports: Mapping[str, int] | None = None
+             ) -> dict[str, str]:
+        """Where each public service answers once the instance is up: through the proxy
+        serving HTTP on `proxy` (its listen address) when one routes the instance, else on
+        the service's published host port (`engine_ports`: service -> the host port the
+        engine chose, when the env leaves the choice to it)."""
+        # A remote host's proxy and ports answer at that host, never at this machine's
+        # loopback or its `.localhost` names.
+        remote = self.engine.remote
+        found = {}
+        for s in self.services:
+            if s.public is None:
+                continue
+            # what routes_for gives Caddy; Traefik routes every public service by its labels
+            routed = s.public_host_port is not None or self.env.routing == "traefik"
+            if proxy and self.domain and routed:
+                found[s.name] = proxy_url(proxy, self.domain, s.public.path, remote)
+            elif url := published_url(s.ports, s.public.port, s.public.path,
+                                      (engine_ports or {}).get(s.name),
+                                      self.engine.address.host if remote else "127.0.0.1"):
+                found[s.name] = url
+        return found
+
 
 def instance_for(
     project: Project, env_name: str, pr: int | None = None, run: str | None = None
@@ -97,7 +161,7 @@ def instance_for(
     """Check the instance arguments against the env's kind; fill them from the environ.
 
     Seed 000 §3.3 selects a PR env with `ENV_SUFFIX=-pr-123` or `PR_NUMBER=123`; CI runs
-    name themselves with `GITHUB_RUN_ID` (or `CI_RUN_ID`).
+    name themselves with their CI system's run id (CI_RUN_VARIABLES); `run` wins over both.
     """
     env = project.env(env_name)
     environ = project.environ
@@ -115,30 +179,91 @@ def instance_for(
     if pr is not None:
         raise UsageError(f"env {env.name} has a single instance; --pr is for per-PR envs like test")
     if env.instances == "per-run":
-        raw = run or environ.get("GITHUB_RUN_ID") or environ.get("CI_RUN_ID") or "local"
+        raw = run or _run_from_environ(environ)
+        if not raw:
+            raise UsageError(
+                f"env {env.name} has one instance per CI run, and no CI run id was found",
+                "pass --run ID, or run it in CI: " + ", ".join(CI_RUN_VARIABLES) + " name the run",
+            )
         return Instance(env.name, run=run_id(raw))
     return Instance(env.name)
 
 
+# Where CI systems put the id of the run at hand, first match wins: GitHub Actions, GitLab
+# (a job; its pipeline when only that is set), Jenkins, Buildkite, and envplane's own.
+CI_RUN_VARIABLES = ("GITHUB_RUN_ID", "CI_JOB_ID", "CI_PIPELINE_ID", "BUILD_TAG", "BUILDKITE_BUILD_ID",
+                    "CI_RUN_ID")
+
+
+def _run_from_environ(environ: Mapping[str, str]) -> str | None:
+    return next((environ[name] for name in CI_RUN_VARIABLES if environ.get(name, "").strip()), None)
+
+
 def _pr_from_environ(environ: Mapping[str, str]) -> int | None:
-    if environ.get("PR_NUMBER", "").isdigit():
+    # ASCII digits only: "²" is a digit to str.isdigit but not to int()
+    if re.fullmatch(r"[0-9]{1,9}", environ.get("PR_NUMBER", "")):
         return int(environ["PR_NUMBER"])
-    match = re.fullmatch(r"-pr-(\d+)", environ.get("ENV_SUFFIX", ""))
+    match = re.fullmatch(r"-pr-([0-9]{1,9})", environ.get("ENV_SUFFIX", ""))
     return int(match.group(1)) if match else None
 
 
-def resolve(project: Project, env_name: str, pr: int | None = None, run: str | None = None) -> Target:
+def resolve(project: Project, env_name: str, pr: int | None = None, run: str | None = None,
+            recorded: Mapping[Instance, str] = MappingProxyType({})) -> Target:
+    """`recorded`: the data paths the state store recorded at each instance's first `up`."""
     env = project.env(env_name)
     instance = instance_for(project, env_name, pr, run)
     values = _template_values(project, instance)
-    suffix = fill(env.suffix, values)
-    domain = fill(env.domain, values) if env.domain else None
-    data_path = _data_path(project, env, values)
-    variables = _ladder_variables(project, env, suffix, fill(env.domain_suffix, values), data_path)
-    lookup = ChainMap(dict(variables), dict(project.environ), dict(project.dotenv))
+    suffix = _fill(project, env, "suffix", values)
+    domain = _fill(project, env, "domain", values) if env.domain else None
+    data_path, path_warnings = _data_path(project, env, instance, values, recorded.get(instance))
+    domain_suffix = _fill(project, env, "domain_suffix", values)
+    variables = _ladder_variables(project, env, suffix, domain_suffix, data_path)
+    hidden = _Credentials(project.credentials)
+    lookup = ChainMap(dict(variables), hidden.without(project.environ), hidden.without(project.dotenv))
     docs = (*project.compose, *project.overlays.get(env.name, ()))
     model, warnings = build_model(docs, lookup, env.profiles)
-    return _assemble(project, env, instance, model, warnings, suffix, domain, data_path, variables)
+    warnings = hidden.warnings(warnings)
+    target = _assemble(project, env, instance, model, [*path_warnings, *warnings], suffix, domain,
+                       data_path, variables)
+    base = project.compose[0].file.parent.as_posix()
+    return replace(target, host_uses=host_uses(model.services, base, data_path),
+                   shared=_shared(project, lookup, model.services),
+                   engine=engine_for(project.spec, project.root, env))
+
+
+@dataclass
+class _Credentials:
+    """Leaves envplane's credentials out of what Compose files interpolate (a PR's Compose
+    file is its author's: `${ENVPLANE_S3_SECRET_KEY}` would hand its preview the admin
+    key), and remembers which ones a file asked for."""
+
+    names: frozenset[str]
+    asked: set[str] = field(default_factory=set)
+
+    def without(self, values: Mapping[str, str]) -> dict[str, str]:
+        return _Hiding({k: v for k, v in values.items() if not is_credential(k, self.names)}, self)
+
+    def warnings(self, found: list[str]) -> list[str]:
+        """Compose's warnings, saying why for the credentials a file asked for."""
+        unset = {unset_warning(name) for name in self.asked}
+        return [*(w for w in found if w not in unset),
+                *(f'The "{name}" variable holds a credential of envplane\'s and is never given to a '
+                  "Compose file. Defaulting to a blank string." for name in sorted(self.asked))]
+
+
+class _Hiding(dict[str, str]):
+    def __init__(self, visible: dict[str, str], credentials: _Credentials) -> None:
+        super().__init__(visible)
+        self.credentials = credentials
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str) and is_credential(key, self.credentials.names):
+            self.credentials.asked.add(key)
+        return super().__contains__(key)
+
+    def __missing__(self, key: str) -> str:
+        self.__contains__(key)
+        raise KeyError(key)
 
 
 def _assemble(
@@ -159,12 +284,15 @@ def _assemble(
     problems += port_problems
     problems += _public_route_problems(project)
     slug = instance.id
-    secrets_prefix = f"secret/data/{spec.app}/{fill(env.secrets_env, _template_values(project, instance))}"
+    secrets_env = _fill(project, env, "secrets_env", _template_values(project, instance))
+    secrets_prefix = f"secret/data/{spec.app}/{secrets_env}"
     project_name = f"{spec.app}{suffix}" if suffix else spec.app
     labels = {LABEL_APP: spec.app, LABEL_ENV: env.name, LABEL_INSTANCE: slug}
     services = []
+    compose_dir = project.compose[0].file.parent.as_posix() if project.compose else project.root.as_posix()
     for name, svc in services_data.items():
         svc_spec = spec.services.get(name)
+        verdict = classify(svc, svc_spec.stateful if svc_spec else None, data_path, compose_dir)
         public = svc_spec.public if svc_spec else None
         env_vars = {**variables, "ENVPLANE_SERVICE": name, **(svc_spec.env if svc_spec else {})}
         service_ports = tuple(p for p in ports if p.service == name)
@@ -187,6 +315,8 @@ def _assemble(
                 provided=_provided(spec.resources, svc_spec) if svc_spec else (),
                 secret_path=f"{secrets_prefix}/{name}",
                 env=env_vars,
+                stateful=verdict.stateful,
+                stateful_reason=verdict.reason,
             )
         )
     if problems:
@@ -218,7 +348,7 @@ def _assemble(
         variables=variables,
         labels=labels,
         compose=model,
-        warnings=tuple(warnings) + tuple(_shared_bind_warnings(services_data)),
+        warnings=tuple(warnings),
     )
 
 
@@ -245,13 +375,45 @@ def _template_values(project: Project, instance: Instance) -> dict[str, str]:
     return values
 
 
-def _data_path(project: Project, env: EnvConfig, values: dict[str, str]) -> str:
-    # Seed 000 §3.3: an explicit DATA_PATH in the environment wins over the ladder.
-    raw = project.environ.get("DATA_PATH") or fill(env.data_path, values)
-    path = PurePosixPath(raw)
-    if not path.is_absolute():
-        path = PurePosixPath(project.root.as_posix()) / path
-    return str(path)
+def _data_path(project: Project, env: EnvConfig, instance: Instance, values: dict[str, str],
+               recorded: str | None) -> tuple[str, list[str]]:
+    """The instance's data path, and a warning when the spec's value moved since it was recorded.
+
+    An instance keeps the path recorded at its first `up` until it is purged. Before that
+    first `up`, DATA_PATH from the environment wins over the ladder (seed 000 §3.3). Every
+    path passes datapath's ownership rule; a bad one is refused here, at plan time.
+    """
+    root = PurePosixPath(project.root.as_posix())
+    spec_path = str(PurePosixPath(_fill(project, env, "data_path", {**values, "project_dir": str(root)})))
+    why = not_owned(spec_path, project.app, instance.id, root)
+    if why is not None:
+        raise SpecError([project.doc.problem(("environments", env.name, "data_path"), why, RULE_HINT)])
+    shell = project.environ.get("DATA_PATH") or None
+    if recorded is not None:
+        if shell is not None and PurePosixPath(shell) != PurePosixPath(recorded):
+            raise UsageError(
+                f"DATA_PATH={shell} disagrees with the data path of {env.name} {instance.id}, "
+                f"{recorded}, recorded at its first `up`",
+                "unset DATA_PATH: an instance keeps its data path until it is purged")
+        moved = [] if spec_path == recorded else [
+            f"environments.{env.name}.data_path is now {spec_path}, but {instance.id} keeps "
+            f"{recorded}, recorded at its first `up`, until it is purged"]
+        return recorded, moved
+    if shell is not None:
+        why = not_owned(shell, project.app, instance.id, root)
+        if why is not None:
+            raise UsageError(f"DATA_PATH: {why}", RULE_HINT)
+        return str(PurePosixPath(shell)), []
+    return spec_path, []
+
+
+def _fill(project: Project, env: EnvConfig, key: str, values: dict[str, str]) -> str:
+    """One template of the env filled; a field it cannot fill is the spec's mistake."""
+    try:
+        return fill(getattr(env, key), values)
+    except UsageError as exc:
+        raise SpecError([project.doc.problem(("environments", env.name, key),
+                                             f"{exc.message} (env {env.name})", exc.hint)]) from None
 
 
 def _ladder_variables(
@@ -356,16 +518,49 @@ def _local_port(ports: tuple[PortPlan, ...], public_port: int) -> int:
 def _url(
     env: EnvConfig, domain: str | None, public: PublicRoute | None, ports: tuple[PortPlan, ...]
 ) -> str | None:
+    """The service's address on the env's domain; with no domain, where it answers itself."""
     if public is None:
         return None
     path = public.path
-    if env.runtime == "process" or domain is None:
-        port = _local_port(ports, public.port) if env.runtime == "process" else None
-        if port is None:
-            return None
-        return f"http://localhost:{port}{path}"
+    if env.runtime == "process":
+        return f"http://localhost:{_local_port(ports, public.port)}{path}"
+    if domain is None:
+        return published_url(ports, public.port, path)
     scheme = "http" if domain == "localhost" or domain.endswith(".localhost") else "https"
     return f"{scheme}://{domain}{path}"
+
+
+def published_url(ports: tuple[PortPlan, ...], public_port: int, path: str,
+                  engine_port: int | None = None, here: str = "127.0.0.1") -> str | None:
+    """The container port's published host port, as a URL that answers on its host
+    (`here`: that host's address, for a port published on all of them)."""
+    plan = next((p for p in ports if p.target == public_port and p.protocol == "tcp"), None)
+    port = plan and (plan.published or engine_port)
+    if plan is None or port is None:
+        return None
+    host = plan.host_ip if plan.host_ip not in ("", "0.0.0.0", "::") else here
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}{path}"
+
+
+def local_alias(domain: str) -> str:
+    """`report-pr-7.example.com` -> `report-pr-7.localhost`: how this host reaches an
+    instance through the local proxy (`*.localhost` is loopback for browsers and curl)."""
+    return domain.split(".", 1)[0] + ".localhost"
+
+
+def proxy_url(listen: str, domain: str, path: str, remote: bool = False) -> str:
+    """Where a user reaches a routed service through the proxy serving HTTP on `listen`.
+
+    A proxy on this machine's loopback or on every interface answers the `.localhost`
+    alias here; one bound to another address, or on a remote host, is reached by the
+    domain. Plain HTTP, so port 80 is left out.
+    """
+    host, _, port = listen.removeprefix("tcp/").rpartition(":")
+    host = host.strip("[]")
+    on_loopback = host in ("", "0.0.0.0", "::", "::1", "localhost") or host.startswith("127.")
+    name = domain if remote or not on_loopback else local_alias(domain)
+    return f"http://{name}{'' if port == '80' else ':' + port}{path}"
 
 
 def _scales(service: Mapping[str, Any]) -> bool:
@@ -390,17 +585,66 @@ def _scoped(model: ComposeModel, kind: str, project_name: str) -> tuple[dict[str
     return names, external
 
 
-def _shared_bind_warnings(services: Mapping[str, Any]) -> list[str]:
-    """Host paths outside the project (`~/data:/data`) are shared by every env instance."""
-    out = []
+def host_uses(services: Mapping[str, Any], base: str, data_path: str | None = None) -> tuple[HostUse, ...]:
+    """What each service takes from the host; binds under the data path are the instance's own.
+    `base` is the folder relative bind sources start from."""
+    uses: list[HostUse] = []
     for name, svc in services.items():
-        for raw in svc.get("volumes") or []:
-            source = raw.split(":", 1)[0] if isinstance(raw, str) and ":" in raw else None
-            if isinstance(raw, dict) and raw.get("type") == "bind":
-                source = raw.get("source")
-            if source and source.startswith("~"):
-                out.append(
-                    f"services.{name}.volumes: {source} is a host folder every env shares; "
-                    "use a named volume so envplane can give each env its own"
-                )
-    return out
+        for key in HOST_NAMESPACES:
+            if svc.get(key) == "host":
+                uses.append(HostUse(key, "host", name, f"services.{name}.{key}"))
+        for index, raw in enumerate(svc.get("volumes") or []):
+            try:
+                mount = parse_volume(raw)
+            except VolumeSyntaxError:
+                continue  # check_structure reported it already
+            if mount.kind != "bind" or not mount.source:
+                continue
+            where = f"services.{name}.volumes[{index}]"
+            if mount.source.startswith(("/", "~")):
+                path = posixpath.normpath(mount.source)
+                if data_path is None or not _within(path, data_path):
+                    uses.append(HostUse("bind", path, name, where))
+            else:
+                path = posixpath.normpath(posixpath.join(base, mount.source))
+                uses.append(HostUse("app", path, name, where))
+    return tuple(uses)
+
+
+def _within(path: str, folder: str) -> bool:
+    return PurePosixPath(path).is_relative_to(PurePosixPath(folder))
+
+
+_SHARED_KEYS = {"host_network": "network_mode", "host_pid": "pid", "host_ipc": "ipc"}
+
+
+def _shared(project: Project, lookup: Mapping[str, str], services: Mapping[str, Any]) -> Shared:
+    """The spec's `shared:` for this instance: binds interpolated as the Compose files are."""
+    declared = project.spec.shared
+    problems: list[Problem] = []
+    binds: list[str] = []
+    for index, raw in enumerate(declared.binds):
+        at = ("shared", "binds", index)
+        try:
+            path, _ = substitute(raw, lookup)
+        except InterpolationError as exc:
+            problems.append(project.doc.problem(at, exc.message, exc.hint))
+            continue
+        if not path.startswith(("/", "~")):
+            problems.append(project.doc.problem(
+                at, f"must be an absolute host path (or start with ~), not {path!r}",
+                "name the host folder that instances may share, e.g. /srv/media"))
+            continue
+        binds.append(posixpath.normpath(path))
+    namespaces: dict[str, tuple[str, ...]] = {}
+    for key, compose_key in _SHARED_KEYS.items():
+        names: list[str] = getattr(declared, key)
+        for index, name in enumerate(names):
+            if name not in services:
+                problems.append(project.doc.problem(
+                    ("shared", key, index), f"no service {name!r} in the Compose files",
+                    "Compose services: " + (", ".join(services) or "(none)")))
+        namespaces[compose_key] = tuple(names)
+    if problems:
+        raise SpecError(problems)
+    return Shared(tuple(binds), namespaces)

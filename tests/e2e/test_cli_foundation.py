@@ -59,7 +59,7 @@ def test_plan_json_lists_target_and_steps(app: Path) -> None:
     plan = json.loads(done.stdout)
     assert plan["target"]["project"] == "finance-report-staging"
     kinds = [s["kind"] for s in plan["steps"]]
-    assert kinds[:2] == ["isolation", "lock"]
+    assert kinds[:2] == ["lock", "isolation"]  # the pre-flight checks under the lock
     assert "start" in kinds and kinds[-1] == "record"
 
 
@@ -87,6 +87,7 @@ def test_render_to_a_file_passes_compose_config(app: Path, tmp_path: Path) -> No
     text = out.read_text()
     assert "report-pr-7.example.com" in text
     assert "finance-report-pr-7" in text
+    assert out.stat().st_mode & 0o777 == 0o600  # only the owner reads it (#9.4)
 
 
 def test_bad_spec_exits_2_with_file_line_and_hint(app: Path) -> None:
@@ -123,6 +124,17 @@ def test_missing_required_variable_names_compose_line(app: Path) -> None:
     assert "FRONTEND_IMAGE" in done.stderr and "compose.yaml:" in done.stderr
 
 
+def test_a_value_of_the_wrong_type_is_exit_2_with_file_line_and_field(tmp_path: Path) -> None:
+    """#9.21: `volumes: data` crashed `_scoped` with AttributeError (exit 1, internal error)."""
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: nginx\nvolumes: data\n")
+    (tmp_path / "envplane.yaml").write_text("app: shop\ndomain: example.com\ncompose: compose.yaml\n")
+    for command in ("plan", "render"):
+        done = envplane(command, "staging", cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert "error: volumes: must be a mapping (" in done.stderr and "compose.yaml:4)" in done.stderr
+        assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+
+
 def test_init_writes_a_spec_from_compose_without_asking(tmp_path: Path) -> None:
     (tmp_path / "compose.yaml").write_text(
         "services:\n  web:\n    image: nginx\n    ports: ['8080:80']\n"
@@ -137,3 +149,20 @@ def test_init_writes_a_spec_from_compose_without_asking(tmp_path: Path) -> None:
     again = envplane("init", "--app", "shop", "--domain", "shop.dev", cwd=tmp_path)
     assert again.returncode == 2 and "--force" in again.stderr
     assert envplane("plan", "staging", cwd=tmp_path).returncode == 0
+
+
+def test_init_in_a_folder_whose_name_is_not_an_app_name_suggests_one(tmp_path: Path) -> None:
+    """#9.20: a folder like pihole-cloudflared-DoH, and a Compose file that needs a shell
+    variable, as `docker compose config` accepts them."""
+    folder = tmp_path / "pihole-cloudflared-DoH"
+    folder.mkdir()
+    (folder / "compose.yaml").write_text(
+        "services:\n  pihole:\n    image: pihole/pihole\n    ports: ['8053:80']\n"
+        "    volumes: ['${PIHOLE_DATA:?set it}/etc:/etc/pihole']\n")
+    done = envplane("init", "--domain", "home.arpa", cwd=folder, env={"PIHOLE_DATA": "/srv/pihole"})
+    assert done.returncode == 0, done.stderr
+    assert "app: pihole-cloudflared-doh" in (folder / "envplane.yaml").read_text()
+    assert "app name pihole-cloudflared-doh (from the folder pihole-cloudflared-DoH)" in done.stderr
+    wrong = envplane("init", "--app", "Pihole_DoH", "--domain", "home.arpa", "--force", cwd=folder,
+                     env={"PIHOLE_DATA": "/srv/pihole"})
+    assert wrong.returncode == 2 and "--app pihole-doh" in wrong.stderr

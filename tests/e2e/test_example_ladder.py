@@ -63,7 +63,7 @@ def app(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     env = {"ENVPLANE_HOME": str(tmp_path / "home"), "IMAGE_TAG": name, **servers}
     yield folder, env
     for args in (["preview", "down", "--pr", "21"], ["preview", "down", "--pr", "22"],
-                 ["down", "staging", "--purge"], ["down", "docker", "--purge"]):
+                 ["down", "staging", "--purge", "--yes"], ["down", "docker", "--purge"]):
         cli(*args, cwd=folder, env=env)
     remove_example_images(name)
 
@@ -75,12 +75,12 @@ def test_docker_staging_and_two_previews_side_by_side(app: tuple[Path, dict[str,
 
     up = cli("up", "docker", "--json", cwd=folder, env=env)
     assert up.returncode == 0, up.stderr
-    staging = cli("up", "staging", "--json", cwd=folder, env={**env, "DATA_PATH": str(data / "staging")})
+    staging = cli("up", "staging", "--json", cwd=folder, env={**env, "DATA_PATH": str(data / name / "staging")})
     assert staging.returncode == 0, staging.stderr
 
     def preview(pr: int) -> subprocess.CompletedProcess[str]:
         return cli("preview", "up", "--pr", str(pr), "--ref", f"sha{pr}", "--json", cwd=folder,
-                   env={**env, "DATA_PATH": str(data / f"pr-{pr}")})
+                   env={**env, "DATA_PATH": str(data / f"{name}-pr-{pr}")})
 
     with ThreadPoolExecutor(max_workers=2) as pool:  # two PR envs at once
         results = list(pool.map(preview, [21, 22]))
@@ -97,7 +97,7 @@ def test_docker_staging_and_two_previews_side_by_side(app: tuple[Path, dict[str,
         # each PR has its own database, bucket and cache, and its volume under its own data path
         assert health["database"]["kind"] == "postgresql"  # type: ignore[index]
         assert health["storage"]["bucket"] == f"{name}-pr-{pr}"  # type: ignore[index]
-        assert (data / f"pr-{pr}" / "backend_data").is_dir()
+        assert (data / f"{name}-pr-{pr}" / "backend_data").is_dir()
 
     report = json.loads(cli("verify", "--json", cwd=folder, env=env).stdout)
     assert {f"{name}/docker/docker", f"{name}/staging/staging", f"{name}/test/pr-21",
@@ -114,18 +114,19 @@ def test_docker_staging_and_two_previews_side_by_side(app: tuple[Path, dict[str,
     try:
         for pr in (21, 22):  # routes are added on up: bring them up again with the proxy running
             again = cli("preview", "up", "--pr", str(pr), cwd=folder,
-                        env={**proxy_env, "DATA_PATH": str(data / f"pr-{pr}")})
+                        env={**proxy_env, "DATA_PATH": str(data / f"{name}-pr-{pr}")})
             assert again.returncode == 0, again.stderr
         url = f"http://127.0.0.1:{listen}/api/health"
         assert get(url, f"{name}-pr-21.localhost")["env"] == "test"
         assert get(url, f"{name}-pr-22.example.com")["status"] == "ok"
         for pr in (21, 22):
             down = cli("preview", "down", "--pr", str(pr), cwd=folder,
-                       env={**proxy_env, "DATA_PATH": str(data / f"pr-{pr}")})
+                       env={**proxy_env, "DATA_PATH": str(data / f"{name}-pr-{pr}")})
             assert down.returncode == 0, down.stderr
         routes = json.loads(cli("proxy", "routes", "--admin", f"127.0.0.1:{admin}", "--json",
                                 cwd=folder, env=proxy_env).stdout)
-        assert [r["@id"] for r in routes if "/pr-2" in r["@id"]] == []
+        assert [r["id"] for r in routes if ".pr-2" in r["id"]] == []
+        assert {r["id"] for r in routes} >= {f"envplane.{name}.staging/frontend", f"envplane.{name}.docker/backend"}
     finally:
         cli("proxy", "down", "--admin", f"127.0.0.1:{admin}", cwd=folder, env=proxy_env)
 
@@ -133,7 +134,7 @@ def test_docker_staging_and_two_previews_side_by_side(app: tuple[Path, dict[str,
         assert labelled(name, "container", pr) == []
         assert labelled(name, "network", pr) == []
         assert labelled(name, "volume", pr) == []
-        assert not (data / pr).exists()
+        assert not (data / f"{name}-{pr}").exists()
     # staging and docker are untouched by the previews' teardown
     assert len(labelled(name, "container", "staging")) == 2
     assert len(labelled(name, "container", "docker")) == 2

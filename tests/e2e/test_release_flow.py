@@ -49,10 +49,11 @@ def test_release_gate_approve_promote_and_roll_back_without_losing_a_request(app
     assert app.containers("production") == []
 
     app.ok("approve", "v1.0.45", "--to", "production")  # alice, who will promote
+    app.envplane("approve", "v1.0.45", "--to", "production", claim="bob").check_returncode()  # alice's key
     self_approved = app.envplane("promote", "v1.0.45", "--to", "production")
     assert self_approved.returncode == 1
     assert "only alice approved, who promotes" in self_approved.stdout
-    app.ok("approve", "v1.0.45", "--to", "production", user="bob")
+    app.ok("approve", "v1.0.45", "--to", "production", user="bob")  # signed with bob's own key
 
     promoted = app.json("promote", "v1.0.45", "--to", "production")
     assert promoted["promoted"] and all(gates_of(promoted).values())
@@ -82,13 +83,19 @@ def test_release_gate_approve_promote_and_roll_back_without_losing_a_request(app
     releases = {r["version"]: r for r in app.json("releases")}
     assert releases["v1.0.45"]["deployed_on"] == ["production/production (blue)"]
     assert releases["v1.0.46"]["deployed_on"] == ["staging/staging"]
-    assert all(g["ok"] for g in app.json("gates", "v1.0.46"))
+    checked = app.json("gates", "v1.0.46")
+    assert all(g["ok"] for g in checked["gates"])  # type: ignore[index]
+    assert [(a["principals"], a["valid"]) for a in checked["approvals"]] == [(["bob"], True)]  # type: ignore[index]
 
     actions = [(r["action"], r["outcome"], r["actor"]) for r in app.json("audit", "log", "-n", "100")]
     for step in [("release", "ok", "alice"), ("deploy", "ok", "alice"), ("gates", "refused", "alice"),
                  ("approve", "ok", "bob"), ("gates", "ok", "alice"), ("promote", "ok", "alice"),
                  ("rollback", "ok", "alice")]:
         assert step in actions
+    promoted_row = next(r for r in app.json("audit", "log", "-n", "100")  # type: ignore[union-attr]
+                        if (r["action"], r["outcome"]) == ("promote", "ok"))
+    assert promoted_row["detail"]["signed_by"]["principal"] == "alice"
+    assert promoted_row["detail"]["signed_by"]["key"].startswith("SHA256:")
     assert app.json("audit", "verify")["ok"] is True
 
 

@@ -203,7 +203,7 @@ def test_logs_of_a_service_and_of_one_that_is_not_there(app: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     missing = envplane("logs", "test", "db", "--pr", "2", cwd=app, env=data)
     assert missing.returncode == 2
-    assert "no container of service 'db'" in missing.stderr
+    assert "no service db in" in missing.stderr and "(services: web)" in missing.stderr
 
 
 def test_a_container_gone_between_listing_and_inspecting_is_just_absent() -> None:

@@ -18,7 +18,10 @@ import pytest
 from envplane.backends.cache.redis import RedisUsers
 from envplane.backends.database.postgres import PostgresDatabases
 from envplane.backends.objects.s3 import S3Store
+from envplane.backends.objects.s3_identity import S3Identities
 from envplane.backends.secrets import open_secret_store
+from envplane.compose.dotenv import read_dotenv
+from envplane.errors import BackendError
 from envplane.secret import Secret
 from tests.support import busybox_app, cli, docker_engine, ensure_busybox_image, free_port_block, need
 
@@ -51,12 +54,12 @@ def app(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
 
 
 def everything_written(folder: Path, outputs: list[str]) -> str:
-    """Every file envplane wrote (state, audit, rendered files) and everything it printed,
-    except the env files whose purpose is to hold the values."""
+    """Every file envplane wrote under the project - all of .envplane/: the state store's
+    bytes (audit log, steps, its -wal), the encrypted store, rendered files - and everything
+    it printed, except the env files whose purpose is to hold the values."""
     texts = list(outputs)
     for path in folder.rglob("*"):
-        if path.is_file() and not path.name.endswith(".env") and path.suffix != ".enc" \
-                and path.name != "secrets.key":
+        if path.is_file() and not path.name.endswith(".env"):
             texts.append(path.read_bytes().decode("utf-8", "replace"))
     return "\n".join(texts)
 
@@ -69,11 +72,12 @@ def test_pr_instance_gets_its_own_database_and_bucket_and_no_value_leaks(
     plan = cli("plan", "test", "--pr", "5", "--json", cwd=folder, env=env)
     kinds = [s["kind"] for s in json.loads(plan.stdout)["steps"]]
     assert [
-        k for k in kinds if k in ("secrets", "database", "bucket", "cache", "envfile")] == ["secrets", "database", "bucket", "cache", "envfile"]
+        k for k in kinds if k in ("secrets", "database", "bucket", "s3key", "cache", "envfile")
+    ] == ["secrets", "database", "bucket", "s3key", "cache", "envfile"]
     up = cli("up", "test", "--pr", "5", cwd=folder, env=env)
     assert up.returncode == 0, up.stderr
 
-    password = open_secret_store("file", folder, env).read(f"secret/data/{name}/test-pr-5/postgres")["password"]
+    password = open_secret_store("file", folder, env, name).read(f"secret/data/{name}/test-pr-5/postgres")["password"]
     admin = PostgresDatabases(Secret(env["ENVPLANE_POSTGRES_URL"]))
     facts = admin.observe(database)
     assert facts.role and facts.database
@@ -87,10 +91,21 @@ def test_pr_instance_gets_its_own_database_and_bucket_and_no_value_leaks(
 
     env_file = folder / ".envplane" / "instances" / "test" / "pr-5" / "web.env"
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
-    lines = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    lines = read_dotenv(env_file)  # as Compose reads it
     assert lines["S3_BUCKET"] == f"{name}-pr-5"
     assert lines["REDIS_PREFIX"] == f"{name}:pr-5:"
     assert lines["REDIS_URL"].startswith("redis://")
+    # #9.3: the container holds the instance's own S3 key, never the admin key.
+    assert lines["S3_ACCESS_KEY_ID"] != env["ENVPLANE_S3_ACCESS_KEY"]
+    assert env["ENVPLANE_S3_SECRET_KEY"] not in env_file.read_text()
+    stored = open_secret_store("file", folder, env, name).read(f"secret/data/{name}/test-pr-5/s3")
+    assert lines["S3_ACCESS_KEY_ID"] == stored["access_key_id"].reveal()
+    assert lines["S3_SECRET_ACCESS_KEY"] == stored["secret_access_key"].reveal()
+    instance_key = S3Store(env["ENVPLANE_S3_ENDPOINT"], lines["S3_ACCESS_KEY_ID"],
+                           Secret(lines["S3_SECRET_ACCESS_KEY"]))
+    instance_key.put(f"{name}-pr-5", "hello.txt", b"hi")
+    with pytest.raises(BackendError, match="AccessDenied"):
+        instance_key.keys(f"{name}-pr-6")  # another instance's bucket, refused
     with psycopg.connect(lines["DATABASE_URL"].replace("host.docker.internal", "127.0.0.1")) as conn:
         assert conn.execute("select current_user, current_database()").fetchone() == (database, database)
     inside = subprocess.run(["docker", "exec", f"{name}-web-pr-5", "env"], capture_output=True, text=True)
@@ -101,8 +116,12 @@ def test_pr_instance_gets_its_own_database_and_bucket_and_no_value_leaks(
                cli("render", "test", "--pr", "5", cwd=folder, env=env).stdout,
                cli("plan", "test", "--pr", "5", "--json", cwd=folder, env=env).stdout]
     written = everything_written(folder, outputs)
-    assert password.reveal() not in written
-    assert env["ENVPLANE_S3_SECRET_KEY"] not in written
+    store = open_secret_store("file", folder, env, name)
+    redis_password = store.read(f"secret/data/{name}/test-pr-5/redis")["password"].reveal()
+    for value in (password.reveal(), redis_password, env["ENVPLANE_S3_SECRET_KEY"], lines["DATABASE_URL"],
+                  lines["REDIS_URL"]):
+        assert value not in written
+    assert not list(folder.rglob("*.key"))  # the store's key lives outside the project
 
     down = cli("down", "test", "--pr", "5", "--purge", cwd=folder, env=env)
     assert down.returncode == 0, down.stderr
@@ -110,7 +129,11 @@ def test_pr_instance_gets_its_own_database_and_bucket_and_no_value_leaks(
     assert not facts.role and not facts.database
     assert not s3.observe(f"{name}-pr-5").exists
     assert not redis_users.observe(f"{name}:pr-5:").exists
-    assert open_secret_store("file", folder, env).list(f"secret/data/{name}/test-pr-5") == []
+    assert not S3Identities(env["ENVPLANE_S3_ENDPOINT"], env["ENVPLANE_S3_ACCESS_KEY"],
+                            Secret(env["ENVPLANE_S3_SECRET_KEY"])).observe(f"{name}-pr-5").exists
+    with pytest.raises(BackendError, match="InvalidAccessKeyId"):
+        instance_key.keys(f"{name}-pr-5")  # the purged instance's key no longer works
+    assert open_secret_store("file", folder, env, name).list(f"secret/data/{name}/test-pr-5") == []
     assert password.reveal() not in everything_written(folder, [down.stdout, down.stderr])
 
 
@@ -142,13 +165,16 @@ def test_plan_shows_what_exists_and_writes_nothing(app: tuple[Path, dict[str, st
 
     def actions() -> dict[str, str]:
         steps = json.loads(cli("plan", "test", "--pr", "5", "--json", cwd=folder, env=env).stdout)["steps"]
-        return {s["kind"]: s["action"] for s in steps if s["kind"] in ("secrets", "database", "bucket", "cache")}
+        return {s["kind"]: s["action"] for s in steps
+                if s["kind"] in ("secrets", "database", "bucket", "s3key", "cache")}
 
     before = {p for p in folder.rglob("*")}
-    assert actions() == {"secrets": "create", "database": "create", "bucket": "create", "cache": "create"}
+    assert actions() == {"secrets": "create", "database": "create", "bucket": "create", "s3key": "create",
+                         "cache": "create"}
     assert {p for p in folder.rglob("*")} == before  # plan created no key file, no state
     assert cli("provision", "test", "--pr", "5", cwd=folder, env=env).returncode == 0
-    assert actions() == {"secrets": "noop", "database": "noop", "bucket": "noop", "cache": "noop"}
+    assert actions() == {"secrets": "noop", "database": "noop", "bucket": "noop", "s3key": "noop",
+                         "cache": "noop"}
     text = cli("plan", "test", "--pr", "5", cwd=folder, env=env).stdout
     assert f"reuse bucket {name}-pr-5" in text
 
@@ -167,7 +193,7 @@ def test_the_spec_s_seed_sql_runs_once_per_database(app: tuple[Path, dict[str, s
         done = cli("up", "test", "--pr", "5", cwd=folder, env=env)
         assert done.returncode == 0, done.stderr
     env_file = folder / ".envplane" / "instances" / "test" / "pr-5" / "web.env"
-    url = dict(line.split("=", 1) for line in env_file.read_text().splitlines())["DATABASE_URL"]
+    url = read_dotenv(env_file)["DATABASE_URL"]
     with psycopg.connect(url.replace("host.docker.internal", "127.0.0.1")) as conn:
         assert conn.execute("select bot_name, init_type from bot_config").fetchall() == [("test-bot", "websocket")]
         assert conn.execute("select count(*) from model_provider").fetchone() == (1,)

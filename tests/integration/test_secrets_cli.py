@@ -88,9 +88,9 @@ def test_provision_runs_only_the_resource_steps(app: tuple[Path, dict[str, str]]
 def test_rotate_key_keeps_the_values_and_replaces_the_key(tmp_path: Path) -> None:
     (tmp_path / "compose.yaml").write_text("services:\n  web: {image: busybox}\n")
     (tmp_path / "envplane.yaml").write_text("app: rk\ndomain: example.com\ncompose: compose.yaml\n")
-    env = {"ENVPLANE_SECRETS": "file", "ENVPLANE_SECRET_KEY": ""}
+    env = {"ENVPLANE_SECRETS": "file", "ENVPLANE_SECRET_KEY": "", "XDG_CONFIG_HOME": str(tmp_path / "config")}
     assert cli_in(VALUE, "secrets", "set", "staging", "TOKEN", "-s", "web", cwd=tmp_path, env=env).returncode == 0
-    key_file = next((tmp_path / ".envplane").glob("*.key"))
+    key_file = tmp_path / "config" / "envplane" / "keys" / "rk.key"
     old_key = key_file.read_bytes()
     done = cli("secrets", "rotate-key", cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr

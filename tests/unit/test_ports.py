@@ -94,3 +94,16 @@ def test_two_apps_put_their_pr_blocks_apart() -> None:
 def test_a_port_base_the_user_writes_is_kept() -> None:
     env = replace(LADDER["test"], port_base=41000, port_base_auto=False)
     assert [p.published for p in assign(env, [req("web", 80, 80)], 3, "shop")[0]] == [41020]
+
+
+def test_docker_and_staging_get_different_ports_by_default() -> None:
+    """#10.3: the tour runs docker and staging on one machine; both took 18000 (+10000)."""
+    ports = [req("backend", 8000, 8000, 0), req("frontend", 8080, 3000, 1)]
+    assert published("docker", ports) == [28000, 23000]
+    assert published("staging", ports) == [18000, 13000]
+
+
+def test_docker_moves_past_the_platform_s_ports() -> None:
+    """+20000 would put a Compose file's PostgreSQL (5432) on the platform's (25432)."""
+    assert published("docker", [req("db", 5432, 5432)]) == [25433]
+    assert published("staging", [req("db", 5432, 5432)]) == [15432]

@@ -1,15 +1,12 @@
-"""Which previews gc destroys, and how webhooks become preview actions."""
+"""Which previews gc destroys; which PR worktrees may go to make room."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
-from envplane.preview import duration, gc_candidates
-from envplane.secret import Secret
+from envplane.preview import duration, evictable, gc_candidates
 from envplane.spec.ladder import LADDER
 from envplane.state.instances import InstanceRecord
-from envplane.webhook import Action, Refusal, decide, signature
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -47,36 +44,15 @@ def test_purged_previews_are_not_collected_again() -> None:
     assert picked(record("test", "pr-5", 99, closed_days_ago=99, status="purged")) == []
 
 
-SECRET = Secret("s3cr3t-webhook")
+def test_worktrees_of_previews_that_are_gone_go_first_then_closed_ones_never_open_ones() -> None:
+    records = [record("test", "pr-1", 1), record("test", "pr-2", 1, closed_days_ago=1),
+               record("test", "pr-3", 1, status="purged"), record("test", "pr-4", 1, closed_days_ago=3),
+               record("test", "pr-5", 1, status="down")]
+    # pr-6 has a worktree but no preview yet: it may be deploying for the first time
+    assert evictable([1, 2, 3, 4, 5, 6], records) == [3, 5, 4, 2]
 
 
-def event(action: str, pr: int = 7, sha: str = "abc123") -> bytes:
-    return json.dumps({"action": action, "pull_request": {"number": pr, "head": {"sha": sha}}}).encode()
-
-
-def headers(body: bytes, kind: str = "pull_request", secret: Secret = SECRET) -> dict[str, str]:
-    return {"x-github-event": kind, "x-hub-signature-256": signature(secret, body)}
-
-
-def test_pull_request_actions_map_to_preview_actions() -> None:
-    for action, kind in (("opened", "up"), ("synchronize", "up"), ("reopened", "up"), ("closed", "close"),
-                         ("labeled", "ignore")):
-        body = event(action)
-        verdict = decide(headers(body), body, SECRET)
-        assert isinstance(verdict, Action) and verdict.kind == kind and verdict.pr == 7
-
-
-def test_bad_or_missing_signature_is_refused() -> None:
-    body = event("opened")
-    assert decide(headers(body, secret=Secret("wrong")), body, SECRET) == Refusal(
-        401, "bad or missing X-Hub-Signature-256")
-    assert decide({"x-github-event": "pull_request"}, body, SECRET) == Refusal(
-        401, "bad or missing X-Hub-Signature-256")
-    # The body is signed: changing it after signing is refused too.
-    assert isinstance(decide(headers(body), event("opened", pr=8), SECRET), Refusal)
-
-
-def test_other_events_are_ignored() -> None:
-    body = b"{}"
-    verdict = decide(headers(body, kind="push"), body, SECRET)
-    assert isinstance(verdict, Action) and verdict.kind == "ignore"
+def test_a_partly_purged_preview_is_collected_again_whatever_its_age() -> None:
+    # its server was down at the purge: gc retries it until everything is gone
+    assert picked(record("test", "pr-6", 0, status="partial"), record("staging", "staging", 0, status="partial")
+                  ) == [("pr-6", "its last purge was partial: retrying it")]

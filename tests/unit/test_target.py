@@ -94,10 +94,10 @@ def test_production_has_no_suffix(tmp_path: Path) -> None:
 
 
 def test_pr_from_env_suffix_like_seed_000(tmp_path: Path) -> None:
-    p = project(tmp_path, environ={"ENV_SUFFIX": "-pr-77", "DATA_PATH": "/srv/pr77"})
+    p = project(tmp_path, environ={"ENV_SUFFIX": "-pr-77", "DATA_PATH": "/srv/finance-report-pr-77"})
     t = resolve(p, "test")
     assert t.id == "pr-77"
-    assert t.data_path == "/srv/pr77"
+    assert t.data_path == "/srv/finance-report-pr-77"
 
 
 def test_test_env_needs_a_pr(tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def test_local_runs_dev_commands_on_the_host_ports(tmp_path: Path) -> None:
     assert t.service("backend").env["PORT"] == "8000"
     assert t.service("frontend").env["PORT"] == "3000"
     assert t.service("backend").url == "http://localhost:8000/api"
-    assert t.data_path == str(tmp_path / ".envplane/data/local")
+    assert t.data_path == str(tmp_path / ".envplane/data/finance-report-local")
 
 
 def test_compose_files_may_use_the_ladder_variables(tmp_path: Path) -> None:
@@ -183,9 +183,9 @@ services:
 
 
 def test_data_path_from_the_environment_is_the_current_instance_s_only(tmp_path: Path) -> None:
-    p = project(tmp_path, environ={"DATA_PATH": "/srv/pr9"})
+    p = project(tmp_path, environ={"DATA_PATH": "/srv/finance-report/pr-9"})
     t = actions.resolve_checked(p, "test", pr=9)  # other envs keep their own paths: no clash
-    assert t.data_path == "/srv/pr9"
+    assert t.data_path == "/srv/finance-report/pr-9"
 
 
 def test_an_instance_id_reads_back_as_the_instance_it_names() -> None:
@@ -194,3 +194,16 @@ def test_an_instance_id_reads_back_as_the_instance_it_names() -> None:
     for instance in (Instance("test", pr=123), Instance("ci", run="42"), Instance("staging")):
         assert Instance.from_id(instance.env, instance.id) == instance
     assert Instance.from_id("test", "pr-x") == Instance("test")  # not a PR number
+
+
+def test_docker_and_production_are_apart_on_the_local_proxy_too(tmp_path: Path) -> None:
+    """#10 (the tour): the proxy serves production's report.example.com on this host as
+    report.localhost, so docker's domain could not be report.localhost: both would answer."""
+    p = project(tmp_path)
+    assert resolve(p, "docker").domain == "report-docker.localhost"
+    targets = [resolve(p, name) for name, cfg in p.envs.items() if cfg.instances == "one"]
+    assert isolation.violations(targets) == []
+
+    old_default = project(tmp_path, spec=SPEC + "environments:\n  docker: {domain: '{prefix}.localhost'}\n")
+    clashes = isolation.violations([resolve(old_default, "docker"), resolve(old_default, "production")])
+    assert [(v.kind, v.value) for v in clashes] == [("domain", "report.localhost")]

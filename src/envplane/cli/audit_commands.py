@@ -1,4 +1,4 @@
-"""`envplane audit log/verify`: read and prove the hash-chained audit log."""
+"""`envplane audit log/verify/key`: read and prove the keyed, hash-chained audit log."""
 
 from __future__ import annotations
 
@@ -7,23 +7,21 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from envplane import actions
 from envplane.cli.main import JsonOpt, SpecOpt, _options, app
 from envplane.cli.output import out, print_json, table
 
 if TYPE_CHECKING:  # the state store loads SQLAlchemy: only commands that use it pay for it
-    from envplane.state.db import Store
+    from envplane.spec.load import Project
 
-audit_app = typer.Typer(help="The append-only, hash-chained audit log.", no_args_is_help=True)
+audit_app = typer.Typer(help="The append-only audit log, chained with a key kept outside the store.",
+                        no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
 
-def _store(ctx: typer.Context, spec: SpecOpt) -> Store:
-    from envplane.state.db import open_store
+def _project(ctx: typer.Context, spec: SpecOpt) -> Project:
+    from envplane import actions
 
-    opts = _options(ctx, spec, False)
-    project = actions.open_project(opts.spec, os.environ)
-    return open_store(project.root, os.environ.get("ENVPLANE_STATE_URL"))
+    return actions.open_project(_options(ctx, spec, False).spec, os.environ)
 
 
 @audit_app.command("log")
@@ -34,16 +32,17 @@ def audit_log(
     as_json: JsonOpt = False,
 ) -> None:
     """Show who did what, when, to which instance, and how it ended."""
-    from envplane.state import audit
+    from envplane.service import audit
 
-    rows = audit.entries(_store(ctx, spec), limit)
+    found = audit.log(_project(ctx, spec), limit)
     if as_json or _options(ctx, spec, as_json).json:
-        print_json([{"id": r.id, "at": r.at.isoformat(), "actor": r.actor, "action": r.action,
-                     "app": r.app, "env": r.env, "instance": r.instance, "outcome": r.outcome,
-                     "detail": r.detail} for r in rows])
+        print_json([audit.entry_dict(r) for r in found.entries])
+        return
+    if not found.entries:
+        out.print("the audit log is empty")
         return
     t = table("audit log", ["#", "at (UTC)", "actor", "action", "instance", "outcome"])
-    for r in rows:
+    for r in found.entries:
         t.add_row(str(r.id), r.at.strftime("%Y-%m-%d %H:%M:%S"), r.actor, r.action,
                   f"{r.env}/{r.instance}" if r.env else "-", r.outcome)
     out.print(t)
@@ -51,17 +50,39 @@ def audit_log(
 
 @audit_app.command("verify")
 def audit_verify(ctx: typer.Context, spec: SpecOpt = None, as_json: JsonOpt = False) -> None:
-    """Check the hash chain: an edited, deleted or reordered row is named; exit 1 if any."""
-    from envplane.state import audit
+    """Check the keyed chain: an edited, deleted or reordered row, or one whose hash was
+    recomputed without the audit key, is named; exit 1 if any."""
+    from envplane.service import audit
 
-    result = audit.verify(_store(ctx, spec))
+    result = audit.verify(_project(ctx, spec))
     if as_json or _options(ctx, spec, as_json).json:
-        print_json({"ok": result.ok, "rows": result.rows, "problems": result.problems,
-                    "last_hash": result.last_hash})
+        print_json(result.as_dict())
     elif result.ok:
-        out.print(f"[bold green]audit log intact:[/] {result.rows} rows, last hash {result.last_hash[:16]}…")
+        out.print(f"[bold green]audit log intact:[/] {result.rows} rows, last hash {result.last_hash[:16]}…, "
+                  f"keyed with {result.key_id} ({result.key_source})")
     else:
         for problem in result.problems:
             out.print(f"[bold red]broken:[/] {problem}")
+    if result.ok and result.unkeyed:
+        out.print(f"[yellow]note:[/] rows 1-{result.unkeyed} were written before audit keys: they are a "
+                  "plain SHA-256 chain, which whoever could write the database could have recomputed")
     if not result.ok:
         raise typer.Exit(1)
+
+
+@audit_app.command("key")
+def audit_key_start(ctx: typer.Context, spec: SpecOpt = None, as_json: JsonOpt = False) -> None:
+    """Once, for a log written before audit keys: chain it with the audit key from here on.
+
+    Run `envplane audit verify` first: the plain rows before are vouched for as found."""
+    from envplane.service import audit
+
+    keyed = audit.start_keyed(_project(ctx, spec))
+    if as_json or _options(ctx, spec, as_json).json:
+        print_json(keyed.as_dict())
+    elif keyed.keyed_from is None:
+        out.print("the audit log is keyed already (or empty): nothing to do")
+    else:
+        out.print(f"audit log keyed from row {keyed.keyed_from} with {keyed.key_id}; rows "
+                  f"1-{keyed.keyed_from - 1} stay plain SHA-256"
+                  + (f" ([red]{len(keyed.problems)} problem(s) found in them[/])" if keyed.problems else ""))

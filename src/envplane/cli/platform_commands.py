@@ -2,55 +2,65 @@
 
 from __future__ import annotations
 
-import os
-from types import ModuleType
 from typing import Annotated
 
 import typer
 
 from envplane.cli.main import JsonOpt, app
-from envplane.cli.output import err
-from envplane.cli.run_commands import NoWaitOpt, TimeoutOpt, do_down, do_up
-from envplane.spec.load import Project
+from envplane.cli.output import err, report_error
+from envplane.cli.progress import drawing, finished_only
+from envplane.cli.run_commands import (
+    NoWaitOpt,
+    TimeoutOpt,
+    YesOpt,
+    confirming,
+    print_down,
+    print_partial,
+    print_up,
+)
 
 platform_app = typer.Typer(help="The platform layer: PostgreSQL, Redis and S3 per env, for apps "
                            "whose env names no server.", no_args_is_help=True)
 app.add_typer(platform_app, name="platform")
 
-EnvReq = Annotated[str, typer.Argument(help="Environment (staging, production, test, ...).")]
-
-
-def _platform() -> tuple[ModuleType, Project]:
-    from envplane.platform import layer
-
-    os.environ["ENVPLANE_SECRETS"] = "file"  # the platform keeps its admin secrets itself
-    return layer, layer.open_platform(os.environ)
+EnvsReq = Annotated[list[str], typer.Argument(help="One or more environments (docker test staging ...).",
+                                              show_default=False)]
 
 
 @platform_app.command("up")
-def platform_up(env: EnvReq, timeout: TimeoutOpt = 120.0, no_wait: NoWaitOpt = False,
+def platform_up(envs: EnvsReq, timeout: TimeoutOpt = 120.0, no_wait: NoWaitOpt = False,
                 as_json: JsonOpt = False) -> None:
-    """Bring the env's platform up (its passwords are generated on first use)."""
-    from envplane.target import resolve
+    """Bring each env's platform up (its passwords are generated on first use) and wait until
+    each server answers a request made with its admin credentials."""
+    from envplane.service import platform
 
-    layer, project = _platform()
-    made = layer.ensure_secrets(resolve(project, env), layer.store(project, os.environ))
-    if made and not as_json:
-        err.print(f"generated {len(made)} admin secret(s) under secret/data/platform/{env}/")
-    do_up(project, env, None, None, None, timeout, no_wait, as_json)
+    with drawing(err, as_json) as report:
+        done = platform.up(envs, timeout=timeout, wait=not no_wait, report=report)
+    for started in done:
+        print_up(started.up, as_json)
 
 
 @platform_app.command("down")
 def platform_down(
-    env: EnvReq,
+    envs: EnvsReq,
     purge: Annotated[bool, typer.Option("--purge", help="Also remove its data and secrets.")] = False,
+    yes: YesOpt = False,
     no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Stop the env's platform; --purge also deletes its data."""
-    layer, project = _platform()
-    do_down(project, env, None, None, purge, no_wait, as_json)
-    if purge:
-        from envplane.target import resolve
+    """Stop each env's platform; --purge also deletes its data."""
+    from envplane.service import instances, platform
 
-        layer.store(project, os.environ).delete_tree(resolve(project, env).secrets_prefix)
+    def attempt(confirmed: bool) -> list[platform.PlatformDown]:
+        return platform.down(envs, purge=purge, yes=confirmed, wait=not no_wait,
+                             report=finished_only(as_json))
+
+    try:
+        done = confirming(attempt, yes)
+    except instances.PartialPurge as partial:
+        print_partial(partial, as_json)
+    for stopped in done:
+        if stopped.down is not None:
+            print_down(stopped.down, as_json)
+        elif stopped.nothing is not None and not stopped.secrets_removed:
+            report_error(stopped.nothing, as_json)  # says so (exit 0), and the next env went on

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
-from typing import Annotated
+import signal
+import threading
+import traceback
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
-from envplane import actions
 from envplane.cli.main import JsonOpt, SpecOpt, _options, app
 from envplane.cli.output import err, out, print_json, table
-from envplane.cli.run_commands import BuildOpt, NoWaitOpt, RefOpt, TimeoutOpt, do_down, do_up
+from envplane.cli.progress import drawing, finished_only
+from envplane.cli.run_commands import (
+    BuildOpt,
+    NoWaitOpt,
+    RefOpt,
+    TimeoutOpt,
+    print_down,
+    print_partial,
+    print_up,
+)
 from envplane.errors import EnvplaneError, UsageError
+
+if TYPE_CHECKING:  # loaded by the commands that use them, not by every `envplane` start
+    from envplane import actions
 
 previews = typer.Typer(help="Preview environments: one per pull request.", no_args_is_help=True)
 app.add_typer(previews, name="preview")
@@ -21,6 +36,8 @@ PrArg = Annotated[int, typer.Option("--pr", help="Pull request number.")]
 
 
 def _project(ctx: typer.Context, spec: SpecOpt) -> actions.Project:
+    from envplane import actions
+
     return actions.open_project(_options(ctx, spec, False).spec, os.environ)
 
 
@@ -29,42 +46,56 @@ def preview_up(ctx: typer.Context, pr: PrArg, ref: RefOpt = None, build: BuildOp
                timeout: TimeoutOpt = 120.0, no_wait: NoWaitOpt = False, spec: SpecOpt = None,
                as_json: JsonOpt = False) -> None:
     """Create or update the preview of a pull request."""
-    from envplane import preview
+    from envplane.service import previews as service
 
     project = _project(ctx, spec)
-    do_up(project, preview.preview_env(project.envs), pr, None, ref, timeout, no_wait,
-          _options(ctx, spec, as_json).json, build)
+    as_json = _options(ctx, spec, as_json).json
+    with drawing(err, as_json) as report:
+        done = service.up(project, pr, ref=ref, build=build, timeout=timeout, wait=not no_wait, report=report)
+    print_up(done, as_json)
 
 
 @previews.command("down")
 def preview_down(ctx: typer.Context, pr: PrArg, no_wait: NoWaitOpt = False, spec: SpecOpt = None,
                  as_json: JsonOpt = False) -> None:
     """Destroy a preview: containers, networks, volumes, data path, routes."""
-    from envplane import preview
+    from envplane.service import instances
+    from envplane.service import previews as service
 
     project = _project(ctx, spec)
-    do_down(project, preview.preview_env(project.envs), pr, None, True, no_wait,
-            _options(ctx, spec, as_json).json)
+    as_json = _options(ctx, spec, as_json).json
+    try:
+        done = service.down(project, pr, wait=not no_wait, report=finished_only(as_json))
+    except instances.PartialPurge as partial:
+        print_partial(partial, as_json)
+    if as_json:
+        print_json(done.as_dict())
+    elif done.down is not None:
+        print_down(done.down, as_json)
+    else:
+        out.print(f"removed the webhook's worktree of PR {pr}; nothing else of it was here")
 
 
 @previews.command("list")
 def preview_list(ctx: typer.Context, spec: SpecOpt = None, as_json: JsonOpt = False) -> None:
     """The previews the state store knows, with their age and state."""
-    from envplane import lifecycle, preview
-    from envplane.state import instances
+    from envplane.service import previews as service
 
     project = _project(ctx, spec)
-    session = lifecycle.open_session(project)
-    env = preview.preview_env(project.envs)
-    rows = [r for r in instances.list_instances(session.store, project.app, env)]
+    found = service.list_previews(project)
     if _options(ctx, spec, as_json).json:
-        print_json([{"pr": r.instance, "status": r.status, "ref": r.ref,
-                     "last_deploy_at": r.last_deploy_at, "closed_at": r.closed_at} for r in rows])
+        print_json([p.as_dict() for p in found.previews])
+        return
+    if not found.previews:
+        out.print(f"no previews of {project.app}: none was ever deployed here")
         return
     t = table(f"{project.app}: previews", ["instance", "status", "ref", "last deploy", "PR closed"])
-    for r in rows:
-        t.add_row(r.instance, r.status, (r.ref or "")[:12], _when(r.last_deploy_at), _when(r.closed_at))
+    for p in found.previews:
+        t.add_row(p.instance, p.status, (p.ref or "")[:12], _when(p.last_deploy_at), _when(p.closed_at))
     out.print(t)
+    if found.partial:
+        err.print("[yellow]note:[/] a partial preview kept resources (and their secrets) whose server was "
+                  "missing or down; `envplane preview gc` retries it")
 
 
 def _when(moment: datetime | None) -> str:
@@ -81,37 +112,19 @@ def preview_gc(
     as_json: JsonOpt = False,
 ) -> None:
     """Destroy previews of closed PRs after the TTL, and idle ones; never anything else."""
-    from envplane import lifecycle, preview
-    from envplane.state import instances
+    from envplane.service import previews as service
 
     project = _project(ctx, spec)
-    env = preview.preview_env(project.envs)
-    session = lifecycle.open_session(project)
-    limit = preview.duration(ttl or project.envs[env].ttl or "7d")
-    found = preview.gc_candidates(instances.list_instances(session.store, project.app),
-                                  project.envs, datetime.now(UTC), limit, preview.duration(idle))
-    done: list[dict[str, object]] = []
-    for candidate in found:
-        record = candidate.record
-        entry: dict[str, object] = {"instance": record.instance, "env": record.env,
-                                    "reason": candidate.reason, "destroyed": False}
-        if not dry_run:
-            target = actions.resolve(project, record.env, int(record.instance.removeprefix("pr-")))
-            try:
-                lifecycle.down(session, target, purge=True)
-                entry["destroyed"] = True
-            except EnvplaneError as exc:
-                entry["error"] = exc.message
-        done.append(entry)
+    done = service.gc(project, ttl=ttl, idle=idle, dry_run=dry_run)  # prints its outcomes at the end
     if _options(ctx, spec, as_json).json:
-        print_json({"dry_run": dry_run, "previews": done})
+        print_json(done.as_dict())
         return
-    if not done:
+    if not done.ever_deployed:
+        out.print("nothing to collect: no preview was ever deployed here")
+    elif not done.previews:
         out.print("nothing to collect")
-    for entry in done:
-        verb = "would destroy" if dry_run else "destroyed" if entry["destroyed"] else "failed to destroy"
-        failure = f" ({entry['error']})" if "error" in entry else ""
-        out.print(f"{verb} {entry['instance']}: {entry['reason']}{failure}")
+    for collected in done.previews:
+        out.print(escape(collected.line()))
 
 
 @app.command("webhook")
@@ -120,37 +133,63 @@ def webhook_command(
     listen: Annotated[str, typer.Option("--listen", help="host:port to serve on.")] = "127.0.0.1:9000",
     secret_env: Annotated[str, typer.Option("--secret-env", help="Variable holding the webhook secret.")]
     = "GITHUB_WEBHOOK_SECRET",
+    workers: Annotated[int, typer.Option("--workers", min=1, max=8,
+                                         help="PRs deployed at once (one action at a time per PR).")] = 2,
     timeout: TimeoutOpt = 300.0,
     spec: SpecOpt = None,
 ) -> None:
-    """Serve GitHub pull_request webhooks: opened/synchronize/reopened -> preview up, closed -> close."""
-    from envplane import lifecycle, preview, webhook
+    """Serve GitHub pull_request webhooks: build and deploy each PR's head, mark closed PRs."""
+    from envplane import checkouts, lifecycle, preview, webhook
     from envplane.secret import Secret
-    from envplane.state import audit, instances
+    from envplane.state import audit, deliveries
+    from envplane.webhook_queue import PreviewQueue
+    from envplane.webhook_runner import PreviewRunner
 
     project = _project(ctx, spec)
     value = os.environ.get(secret_env)
     if not value:
         raise UsageError(f"{secret_env} is not set", "the webhook refuses unsigned requests; set the secret")
-    env = preview.preview_env(project.envs)
-    session = lifecycle.open_session(project)
     host, _, port = listen.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--listen {listen!r} is not host:port", "e.g. --listen 127.0.0.1:9000")
+    env = preview.preview_env(project.envs)
+    policy = project.spec.webhook
+    trees = checkouts.Checkouts.of(project, policy.remote, policy.max_worktrees)
+    trees.check_remote()
+    session = lifecycle.open_session(project)
 
-    def runner(action: webhook.Action) -> None:
-        assert action.pr is not None
-        if action.kind == "up":
-            # a new commit of the PR: rebuild its images
-            do_up(project, env, action.pr, None, action.ref, timeout, False, False, build=True)
-        elif action.kind == "close":
-            if instances.get_instance(session.store, project.app, env, f"pr-{action.pr}") is not None:
-                instances.mark_closed(session.store, project.app, env, f"pr-{action.pr}")
-            audit.record(session.store, "github", "pr-closed", project.app, env, f"pr-{action.pr}", "ok",
-                         {"ref": action.ref})
+    def say(line: str) -> None:
+        err.print(line, markup=False, highlight=False)
 
-    def refused(refusal: webhook.Refusal, peer: str) -> None:
-        err.print(f"[red]refused[/] webhook from {peer}: {refusal.reason}")
-        audit.record(session.store, f"webhook:{peer}", "webhook", project.app, None, None, "refused",
-                     {"reason": refusal.reason, "status": refusal.status})
+    debug = _options(ctx, spec, False).debug
 
-    err.print(f"webhook: serving on http://{listen}/ for {project.app} previews (env {env})")
-    webhook.serve((host or "127.0.0.1", int(port)), Secret(value), runner, refused)
+    def failed(action: webhook.Action, error: BaseException) -> None:
+        why = error.message if isinstance(error, EnvplaneError) else f"{type(error).__name__}: {error}"
+        say(f"PR {action.pr} {(action.ref or '')[:12]}: failed: {why}")
+        if debug:
+            say("".join(traceback.format_exception(error)).rstrip())
+
+    def superseded(old: webhook.Action, new: webhook.Action) -> None:
+        say(f"PR {old.pr} {(old.ref or '')[:12]}: superseded by {(new.ref or '')[:12]} before it started")
+
+    def audit_refusal(refusal: webhook.Refusal) -> None:
+        audit.record(session.store, f"github:{refusal.sender or 'unknown'}", "webhook", project.app, env,
+                     f"pr-{refusal.pr}" if refusal.pr else None, "refused",
+                     {"reason": refusal.reason, "status": refusal.status, "ref": refusal.ref})
+
+    runner = PreviewRunner(project, env, session.store, trees, say, timeout)
+    queue = PreviewQueue(runner, workers, superseded, failed).start()
+    receiver = webhook.Receiver(Secret(value), policy,
+                                lambda delivery: deliveries.first_time(session.store, project.app, delivery),
+                                queue.submit, audit_refusal, say)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    say(f"webhook: serving on http://{listen}/ for {project.app} previews (env {env}), "
+        f"PR heads from {trees.remote} into {project.root / checkouts.WORKTREES}")
+    try:
+        webhook.serve((host or "127.0.0.1", int(port)), receiver, stop=stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        say("webhook: stopping; finishing the actions under way")
+        queue.stop(timeout)

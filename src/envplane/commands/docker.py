@@ -5,8 +5,15 @@ from __future__ import annotations
 from envplane.target import LABEL_APP, LABEL_INSTANCE
 
 
-def info() -> list[str]:
-    return ["docker", "info", "--format", "{{json .ServerVersion}}"]
+def server_version() -> list[str]:
+    """Answers only when the engine does. Unlike `docker info`, it asks no CLI plugin for its
+    metadata: ~0.02 s instead of 0.2-0.5 s on every command that checks the engine (#11)."""
+    return ["docker", "version", "--format", "{{json .Server.Version}}"]
+
+
+def bridge_config() -> list[str]:
+    """The default bridge's address plan: its gateway is what containers call host-gateway."""
+    return ["docker", "network", "inspect", "bridge", "--format", "{{json .IPAM.Config}}"]
 
 
 def compose_version() -> list[str]:
@@ -22,8 +29,26 @@ def containers(app: str, instance: str) -> list[str]:
             "--format", "{{json .}}"]
 
 
+# One JSON object a line: what a health wait polls. `docker ps` shows health only in its
+# status text (`Up 3 seconds (healthy)`); the service comes from its own label, not a name.
+STATE_FORMAT = ('{"id":{{json .ID}},"name":{{json .Names}},"state":{{json .State}},'
+                '"status":{{json .Status}},"service":{{json (.Label "com.docker.compose.service")}}}')
+
+
+def states(app: str, instance: str) -> list[str]:
+    """State and health of the instance's containers in one listing (no `docker inspect`)."""
+    return ["docker", "ps", "--all", "--no-trunc", *instance_filters(app, instance),
+            "--format", STATE_FORMAT]
+
+
 def all_envplane_containers() -> list[str]:
     return ["docker", "ps", "--all", "--no-trunc", "--filter", f"label={LABEL_APP}",
+            "--format", "{{json .}}"]
+
+
+def app_containers(app: str) -> list[str]:
+    """The app's containers, every instance's, in one listing (the engine filters by label)."""
+    return ["docker", "ps", "--all", "--no-trunc", "--filter", f"label={LABEL_APP}={app}",
             "--format", "{{json .}}"]
 
 
@@ -43,6 +68,21 @@ def remove_containers(ids: list[str]) -> list[str]:
     return ["docker", "rm", "--force", "--volumes", *ids]
 
 
+def remove_container_only(container: str) -> list[str]:
+    """Remove one container and none of its volumes (a half-replaced one shares the old
+    container's anonymous volumes)."""
+    return ["docker", "rm", "--force", container]
+
+
+def rename(container: str, name: str) -> list[str]:
+    return ["docker", "rename", container, name]
+
+
+def stop_containers(ids: list[str], seconds: int = 30) -> list[str]:
+    """Stop gracefully (SIGTERM, then SIGKILL after `seconds`): a database flushes first."""
+    return ["docker", "stop", "--time", str(seconds), *ids]
+
+
 def remove_networks(names: list[str]) -> list[str]:
     return ["docker", "network", "rm", *names]
 
@@ -51,8 +91,12 @@ def remove_volumes(names: list[str]) -> list[str]:
     return ["docker", "volume", "rm", "--force", *names]
 
 
-def logs(container: str, follow: bool) -> list[str]:
-    return ["docker", "logs", *(["--follow"] if follow else []), "--tail", "200", container]
+def logs(container: str, follow: bool, tail: int = 200) -> list[str]:
+    return ["docker", "logs", *(["--follow"] if follow else []), "--tail", str(tail), container]
+
+
+def last_lines(container: str, lines: int) -> list[str]:
+    return ["docker", "logs", "--tail", str(lines), container]
 
 
 def publishing(port: int, protocol: str) -> list[str]:
@@ -67,3 +111,12 @@ def image_id(ref: str) -> list[str]:
 
 def tag(source: str, ref: str) -> list[str]:
     return ["docker", "tag", source, ref]
+
+
+def pull(ref: str) -> list[str]:
+    return ["docker", "pull", "--quiet", ref]
+
+
+def copy_out(container: str, path: str, dest: str) -> list[str]:
+    """Copy one path out of a container, started or not (pre-flight: is the command there?)."""
+    return ["docker", "cp", f"{container}:{path}", dest]

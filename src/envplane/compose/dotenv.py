@@ -6,6 +6,13 @@ The rules are Compose's: `#` comment lines; an optional `export`; `KEY=value` or
 and understand \\n \\r \\t \\\\ \\" \\$; unquoted and double-quoted values interpolate
 ${VAR} against the lookup first, then the keys above (Compose lets the process
 environment win).
+
+Writing is the inverse for the env files envplane hands to Compose (`env_file_text`):
+every value double-quoted, with `\\`, `"`, newline and carriage return escaped and `$`
+doubled, so that Compose's parser (compose-go's dotenv: quote loop, then
+`expandEscapes`, then interpolation where `$$` is one `$`) gives back exactly the
+string written. Every string but one with a NUL (no environment variable can hold
+one) or with text that is not Unicode survives.
 """
 
 from __future__ import annotations
@@ -25,8 +32,37 @@ _INLINE_COMMENT = re.compile(r"[ \t]#")
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\", "$": "$$"}
 
 
+_WRITE_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "$": "$$"})
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 class _Bad(ValueError):
     pass
+
+
+class NotCarried(ValueError):
+    """A value an env file cannot carry; the message names the variable, never the value."""
+
+    hint = "store a value without it, e.g. base64-encoded, and decode it in the app"
+
+
+def env_file_text(values: Mapping[str, str]) -> str:
+    """`KEY="value"` lines, sorted, that Compose reads back as exactly `values`."""
+    return "".join(f"{key}={quoted(key, value)}\n" for key, value in sorted(values.items()))
+
+
+def quoted(key: str, value: str) -> str:
+    """value as a double-quoted env file value; NotCarried when no env file can carry it."""
+    if not _VAR_NAME.fullmatch(key):
+        raise NotCarried(f"{key!r} is not a variable name")
+    if "\0" in value:
+        raise NotCarried(f"the value of {key} contains a NUL character, which no environment "
+                         "variable can hold")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise NotCarried(f"the value of {key} is not valid Unicode text") from None
+    return '"' + value.translate(_WRITE_ESCAPES) + '"'
 
 
 @dataclass

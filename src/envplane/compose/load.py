@@ -1,7 +1,8 @@
 """Compose files: read them (the I/O), then build one model per env instance (pure).
 
-build_model runs Compose's loading steps in order: interpolate each file, merge them,
-expand `extends`, select profiles, check the structure.
+build_model runs Compose's loading steps in order: interpolate each file and check the
+types of the keys envplane reads, merge them, expand `extends`, select profiles, check
+the structure.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from envplane.compose.interpolate import interpolate
 from envplane.compose.merge import ComposeModel, merge
 from envplane.compose.model import check_structure
 from envplane.compose.profiles import select_profiles
+from envplane.compose.schema import type_problems
 from envplane.errors import Problem, SpecError
-from envplane.spec.source import Document, load_yaml
+from envplane.spec.source import Document, FieldPath, load_yaml
 
 __all__ = ["ComposeModel", "ExtendsSource", "build_model", "read_compose_files"]
 
@@ -35,15 +37,26 @@ def read_compose_files(paths: Sequence[Path]) -> list[Document]:
     queue = list(docs)
     while queue:
         doc = queue.pop(0)
-        for path in _extends_files(doc):
+        for path, field in _extends_files(doc):
             if path in seen:
                 continue
             seen.add(path)
-            other = _read(path)
+            other = _read_extended(doc, field, path)
             extra = ExtendsSource(other.file, other.data, other.lines)
             docs.append(extra)
             queue.append(extra)
     return docs
+
+
+def _read_extended(doc: Document, field: FieldPath, path: Path) -> Document:
+    """A file an `extends.file` names; what is wrong with it is that field's problem too."""
+    try:
+        return _read(path)
+    except SpecError as exc:
+        first = exc.problems[0]
+        if first.field or first.line is not None:
+            raise  # the file was read: its own problem names its own place
+        raise SpecError([doc.problem(field, f"extends file {path}: {first.message}", first.hint)]) from None
 
 
 def _normal(path: Path) -> Path:
@@ -57,12 +70,12 @@ def _read(path: Path) -> Document:
     return doc
 
 
-def _extends_files(doc: Document) -> Iterator[Path]:
+def _extends_files(doc: Document) -> Iterator[tuple[Path, FieldPath]]:
     services = doc.data.get("services")
-    for svc in services.values() if isinstance(services, dict) else ():
+    for name, svc in services.items() if isinstance(services, dict) else ():
         ext: Any = svc.get("extends") if isinstance(svc, dict) else None
         if isinstance(ext, dict) and isinstance(ext.get("file"), str):
-            yield extends_path(doc.file, ext["file"])
+            yield extends_path(doc.file, ext["file"]), ("services", name, "extends", "file")
 
 
 def build_model(
@@ -79,6 +92,7 @@ def build_model(
 
 
 def _interpolate_all(docs: Sequence[Document], lookup: Mapping[str, str]) -> tuple[list[Document], list[str]]:
+    """Each file interpolated, then its types checked (before any merging, as compose-go)."""
     done: list[Document] = []
     warnings: list[str] = []
     problems: list[Problem] = []
@@ -88,6 +102,7 @@ def _interpolate_all(docs: Sequence[Document], lookup: Mapping[str, str]) -> tup
         except SpecError as exc:
             problems += exc.problems
             continue
+        problems += type_problems(result)
         done.append(result)
         warnings += found
     if problems:

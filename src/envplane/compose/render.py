@@ -6,7 +6,8 @@ What changes against the user's Compose files, and nothing else (unknown keys pa
 - networks and volumes get instance names and envplane labels; with `volumes: bind`
   a named volume stores its data under the env's data path;
 - every container gets the envplane labels, the ladder variables, and Traefik labels
-  when it is public;
+  when it is public; a container that shares something with other instances on purpose
+  (the spec's `shared:`, or the app's own files) says so in `envplane.shared`;
 - relative paths become absolute, so the file works wherever it is written;
 - `$` is escaped again, because the values were interpolated already.
 """
@@ -21,8 +22,9 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from envplane.isolation import shared_label
 from envplane.ports import PortPlan
-from envplane.target import LABEL_SERVICE, ServiceTarget, Target
+from envplane.target import LABEL_SERVICE, ServiceTarget, Target, local_alias
 
 
 def render(target: Target, project_dir: Path, env_files: Mapping[str, str] | None = None,
@@ -79,6 +81,7 @@ def _service(target: Target, service: ServiceTarget, raw: dict[str, Any], root: 
         **_mapping(svc.get("labels")),
         **target.labels,
         LABEL_SERVICE: service.name,
+        **shared_label(target, service),
         **_traefik(target, service),
     }
     if "build" in svc:
@@ -108,10 +111,13 @@ def _port(plan: PortPlan) -> dict[str, Any]:
 
 
 def _traefik(target: Target, service: ServiceTarget) -> dict[str, str]:
-    if service.public is None or target.domain is None or target.env.runtime == "process":
+    if service.public is None or target.domain is None or target.env.runtime == "process" \
+            or target.env.routing == "none":
         return {}
     router = f"{target.project}-{service.name}"
     rule = f"Host(`{target.domain}`)"
+    if target.env.routing == "traefik":  # Traefik is the router: the printed .localhost URL answers
+        rule = f"({rule} || Host(`{local_alias(target.domain)}`))"
     if service.public.path != "/":
         rule += f" && PathPrefix(`{service.public.path}`)"
     return {

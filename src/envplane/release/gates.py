@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from envplane.release.reports import Finding, JUnitSummary, at_or_above
+from envplane.release.signatures import Approval, Signer
 from envplane.spec.models import GatesSpec
 
 
@@ -33,13 +34,14 @@ class GateConfig:
 @dataclass(frozen=True)
 class Facts:
     version: str
-    promoter: str
+    promoter: str  # the display name
     previous_env: str | None = None  # the env the version must come from (staging)
     deployed_on_previous: bool = False
     healthy_on_previous: bool = False
     healthy_now: bool = True
     p95_ms: float | None = None
-    approvers: Sequence[str] = ()
+    signer: Signer | None = None  # who the promote request's signature proved
+    approvals: Sequence[Approval] = ()  # each checked: signature, payload, freshness
     junit: JUnitSummary | None = None
     coverage: float | None = None
     findings: Sequence[Finding] | None = None
@@ -139,13 +141,23 @@ def _known(gate: str, fact: bool | None, what: str) -> GateResult:
 
 
 def _approval(facts: Facts) -> GateResult:
-    others = sorted({a for a in facts.approvers if a != facts.promoter})
+    """A valid approval by another person: another principal and another key than the
+    promoter's, both proven by signatures. Names claimed in ENVPLANE_USER count for nothing."""
+    if facts.signer is None:
+        return GateResult("approval", False, "the promotion is not signed, so who promotes is unknown")
+    valid = [a for a in facts.approvals if a.problem is None]
+    others = [a for a in valid if not a.signer.same_person(facts.signer)]
     if others:
-        return GateResult("approval", True, f"approved by {', '.join(others)}")
-    if facts.promoter in facts.approvers:
-        return GateResult("approval", False, f"only {facts.promoter} approved, who promotes: "
-                          "another person must approve")
-    return GateResult("approval", False, "not approved: `envplane approve VERSION --to ENV`")
+        names = sorted({f"{a.signer.names} (key {a.signer.fingerprint})" for a in others})
+        return GateResult("approval", True, f"approved by {', '.join(names)}")
+    if valid:
+        return GateResult("approval", False, f"only {facts.signer.names} approved, who promotes: "
+                          "another person must approve (another principal, with another key)")
+    refused = [f"{a.display_name}'s: {a.problem}" for a in facts.approvals]
+    if refused:
+        return GateResult("approval", False, "no valid approval: " + "; ".join(refused[:3])
+                          + (" …" if len(refused) > 3 else ""))
+    return GateResult("approval", False, "not approved: `envplane approve VERSION --to ENV --key PATH`")
 
 
 def config_for(gates: GatesSpec, has_previous: bool) -> GateConfig:

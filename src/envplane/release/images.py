@@ -17,6 +17,8 @@ from envplane.commands import compose as compose_cmd
 from envplane.commands import docker as docker_cmd
 from envplane.compose.render import build_section, to_yaml
 from envplane.errors import BackendError
+from envplane.hosts.connect import docker_env
+from envplane.hosts.engine import LOCAL, Engine
 from envplane.run import run
 from envplane.target import Target
 
@@ -61,8 +63,8 @@ def build_and_tag(target: Target, root: Path, work: Path, commit_tag: str, versi
     return images
 
 
-def inspect(ref: str, missing_ok: bool = False) -> dict[str, Any]:
-    result = run(docker_cmd.image_id(ref), check=False, what=f"inspect image {ref}")
+def inspect(ref: str, missing_ok: bool = False, engine: Engine = LOCAL) -> dict[str, Any]:
+    result = run(docker_cmd.image_id(ref), check=False, env=docker_env(engine), what=f"inspect image {ref}")
     if result.returncode != 0:
         if missing_ok:
             return {"id": None, "digest": None}
@@ -72,14 +74,16 @@ def inspect(ref: str, missing_ok: bool = False) -> dict[str, Any]:
     return {"id": image_id, "digest": found[0] if found else None}
 
 
-def check_unchanged(images: Mapping[str, Mapping[str, Any]], version: str) -> None:
-    """Refuse to deploy when an image of the release is gone or its tag now names another."""
+def check_unchanged(images: Mapping[str, Mapping[str, Any]], version: str, engine: Engine = LOCAL) -> None:
+    """Refuse to deploy when an image of the release is gone or its tag now names another
+    (on the engine the instance runs on)."""
+    where = "this engine" if engine.local else engine.describe()
     for service, image in images.items():
         if not image.get("id"):
             continue  # a registry image not pulled at release time: Compose pulls it
-        now = inspect(str(image["ref"]), missing_ok=True)["id"]
+        now = inspect(str(image["ref"]), missing_ok=True, engine=engine)["id"]
         if now is None:
-            raise BackendError(f"image {image['ref']} of {service} ({version}) is not on this engine",
+            raise BackendError(f"image {image['ref']} of {service} ({version}) is not on {where}",
                                "envplane never rebuilds a release: load the image, or release again")
         if now != image["id"]:
             raise BackendError(

@@ -1,6 +1,8 @@
 """The environment ladder: the built-in environments and their defaults (DESIGN.md's table).
 
-Strings here are templates filled per instance: {app}, {prefix}, {domain}, {pr}, {run}.
+Strings here are templates filled per instance: {app}, {prefix}, {domain}, {pr}, {run};
+data paths also {project_dir}, the folder of envplane.yaml. Every data path names the app
+and the instance in its last two folders (datapath.py: the only folders purge deletes).
 A spec overrides any field per environment, and adds environments that extend one of
 these (``production-sg: {extends: production, domain: "{prefix}-sg.{domain}"}``).
 """
@@ -15,7 +17,9 @@ from envplane.spec.models import (
     EnvSpec,
     GatesSpec,
     InstanceKind,
+    KubernetesSpec,
     PortMode,
+    Routing,
     Runtime,
     Strategy,
     VolumeMode,
@@ -51,17 +55,27 @@ class EnvConfig:
     servers: Mapping[str, str] = field(default_factory=dict)  # resource -> variable name
     builtin: bool = True
     strategy: Strategy = "recreate"
+    routing: Routing = "caddy"  # set by spec.load.resolve_envs: the env's, the spec's, or caddy
     promote_from: str | None = None
     drain_seconds: float = 2.0  # blue-green: how long the old colour finishes its requests
     gates: GatesSpec = field(default_factory=GatesSpec)  # promotion into this env
+    kubernetes: KubernetesSpec = field(default_factory=KubernetesSpec)  # runtime kubernetes, render
+
+    @property
+    def keeps_data(self) -> bool:
+        """Its one instance holds data meant to last (staging, production, dr and the envs
+        extending them): a purge of it is confirmed first."""
+        return self.instances == "one" and self.lifecycle != "throwaway"
 
 
 # Persistent envs keep named volumes under their data path (volumes="bind") so backups
 # and purges find them in one place (seed 000 §4.3); throwaway envs use plain volumes.
 # Why these port defaults: every env that shares a host gets its own block. Seed 003
-# shifted staging by +1 and then had to move 3002 by hand; staging and docker start at
-# +10000 and move on past the Compose file's own ports (RabbitMQ's 5672/15672 would
-# collide at exactly +10000). `port_offset: 1` reproduces the seed when a team wants it.
+# shifted staging by +1 and then had to move 3002 by hand; staging starts at +10000 and
+# docker at +20000 (the tour runs both on one machine, and both on the engine of this
+# machine: LOCAL_GROUPS), each moving on past the Compose file's own ports (RabbitMQ's
+# 5672/15672 would collide at exactly +10000). PRs of test take blocks from 30000, below
+# which +20000 keeps a Compose port under 10000. `port_offset: 1` reproduces the seed.
 LADDER: Mapping[str, EnvConfig] = MappingProxyType(
     {
         "local": EnvConfig(
@@ -71,7 +85,7 @@ LADDER: Mapping[str, EnvConfig] = MappingProxyType(
             suffix="-local",
             domain="localhost",
             domain_suffix="",
-            data_path=".envplane/data/local",
+            data_path="{project_dir}/.envplane/data/{app}-local",
             secrets_env="local",
             host="workstation",
             port_mode="offset",
@@ -83,13 +97,13 @@ LADDER: Mapping[str, EnvConfig] = MappingProxyType(
             runtime="compose",
             instances="one",
             suffix="-docker",
-            domain="{prefix}.localhost",
+            domain="{prefix}-docker.localhost",
             domain_suffix="",
-            data_path=".envplane/data/docker",
+            data_path="{project_dir}/.envplane/data/{app}-docker",
             secrets_env="docker",
             host="workstation",
             port_mode="offset",
-            port_offset=10000,
+            port_offset=20000,
             port_offset_auto=True,
             lifecycle="throwaway",
         ),
@@ -183,11 +197,18 @@ LADDER: Mapping[str, EnvConfig] = MappingProxyType(
     }
 )
 
+# The host groups that are this machine until the spec's `hosts:` names their engine: the
+# workstation you develop on, the CI runner and the server are one machine in the tour, and
+# on one machine their host ports and folders meet (isolation.place). dr is a standby host
+# (seed 000 §3.6) and a new env gets a group, and so a host, of its own.
+LOCAL_GROUPS = frozenset({"workstation", "ci", "server"})
+
+
 # Fields of EnvSpec that map one-to-one onto EnvConfig.
 _SCALARS = (
     "runtime", "instances", "suffix", "domain", "domain_suffix", "data_path", "secrets_env",
     "host", "port_mode", "port_offset", "port_base", "port_stride", "volumes", "lifecycle", "ttl",
-    "strategy", "promote_from", "drain_seconds",
+    "strategy", "promote_from", "drain_seconds", "kubernetes",
 )
 
 

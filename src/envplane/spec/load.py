@@ -8,7 +8,7 @@ files may use the very variables envplane sets (`${DATA_PATH}`, `${ENV_SUFFIX}`)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -17,7 +17,7 @@ from envplane.compose.load import read_compose_files
 from envplane.errors import Problem, SpecError
 from envplane.spec.ladder import LADDER, EnvConfig, base_of, derive
 from envplane.spec.models import Spec
-from envplane.spec.source import Document, load_yaml
+from envplane.spec.source import Document, FieldPath, load_yaml
 from envplane.spec.validate import validate
 
 SPEC_FILE = "envplane.yaml"
@@ -37,6 +37,9 @@ class Project:
     overlays: Mapping[str, tuple[Document, ...]]
     dotenv: Mapping[str, str]
     environ: Mapping[str, str]
+    # Variables that hold credentials a Compose file must never read (`credential_variables`);
+    # a PR's head keeps the server's as well.
+    credentials: frozenset[str] = frozenset()
 
     @property
     def app(self) -> str:
@@ -67,11 +70,11 @@ def load_project(path: Path, environ: Mapping[str, str]) -> Project:
     root = path.parent
     envs = resolve_envs(spec, doc)
     compose_paths = [
-        _compose_path(root, name, doc, index) for index, name in enumerate(spec.compose)
+        _compose_path(root, name, doc, ("compose", index)) for index, name in enumerate(spec.compose)
     ]
     compose = tuple(read_compose_files(compose_paths))
     overlays = {
-        name: tuple(read_compose_files(_overlay_paths(root, compose_paths, env)))
+        name: tuple(read_compose_files(_overlay_paths(root, compose_paths, env, doc)))
         for name, env in envs.items()
     }
     dotenv = read_dotenv(root / ".env")
@@ -84,7 +87,30 @@ def load_project(path: Path, environ: Mapping[str, str]) -> Project:
         overlays=MappingProxyType(overlays),
         dotenv=MappingProxyType(dict(dotenv)),
         environ=MappingProxyType(dict(environ)),
+        credentials=credential_variables(spec),
     )
+
+
+# Read by envplane's backends, never meant for a container (besides every ENVPLANE_*).
+_CREDENTIALS = frozenset({"VAULT_TOKEN", "VAULT_SECRET_ID", "SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE"})
+
+
+def credential_variables(spec: Spec) -> frozenset[str]:
+    """The names of the variables that hold envplane's credentials: the secret stores',
+    and the admin URLs and keys the spec's `servers:` name (every env's and host's)."""
+    named = {name for env in spec.environments.values() if env is not None for name in env.servers.values()}
+    named |= {name for host in spec.hosts.values() for name in host.servers.values()}
+    return _CREDENTIALS | named
+
+
+# The one setting of envplane's a Compose file reads: the platform's publishes its ports on it.
+_FOR_COMPOSE = frozenset({"ENVPLANE_PLATFORM_IP"})
+
+
+def is_credential(name: str, credentials: frozenset[str]) -> bool:
+    """envplane's own settings (ENVPLANE_*: admin URLs and keys, the state store, the
+    token, ...) and the names `credential_variables` gives."""
+    return (name.startswith("ENVPLANE_") and name not in _FOR_COMPOSE) or name in credentials
 
 
 def resolve_envs(spec: Spec, doc: Document) -> dict[str, EnvConfig]:
@@ -108,6 +134,12 @@ def resolve_envs(spec: Spec, doc: Document) -> dict[str, EnvConfig]:
             )
             continue
         envs[name] = derive(name, LADDER[base_name], override)
+    envs = {name: _routed(spec, doc, env, problems) for name, env in envs.items()}
+    from envplane.hosts.config import key_problems, with_clusters
+
+    problems += key_problems(spec, doc, envs)
+    envs, clusters = with_clusters(spec, doc, envs)
+    problems += clusters
     for name, env in envs.items():
         if env.promote_from is not None and env.promote_from not in envs:
             problems.append(doc.problem(
@@ -120,24 +152,46 @@ def resolve_envs(spec: Spec, doc: Document) -> dict[str, EnvConfig]:
     return envs
 
 
-def _compose_path(root: Path, name: str, doc: Document, index: int) -> Path:
-    path = (root / name).resolve()
-    if not path.is_file():
-        raise SpecError(
-            [
-                doc.problem(
-                    ("compose", index) if doc.lines.get(("compose", index)) else ("compose",),
-                    f"Compose file {name!r} not found (looked at {path})",
-                    "paths are relative to the folder of envplane.yaml",
-                )
-            ]
-        )
+def _routed(spec: Spec, doc: Document, env: EnvConfig, problems: list[Problem]) -> EnvConfig:
+    """The env with its routing: its own `routing:`, else the spec's, else caddy.
+
+    Blue-green switches colours through envplane's Caddy (a marker file its routes read),
+    so under traefik or none a built-in blue-green env deploys by recreate, and an env that
+    asks for blue-green in so many words is refused.
+    """
+    own = spec.environments.get(env.name)
+    routing = (own.routing if own is not None else None) or spec.routing or "caddy"
+    if routing == "caddy" or env.strategy != "blue-green" or env.runtime != "compose":
+        return replace(env, routing=routing)
+    if own is not None and own.strategy == "blue-green":
+        where = "" if own.routing else " (the top-level routing:)"
+        problems.append(doc.problem(
+            ("environments", env.name, "strategy"),
+            f"blue-green switches colours through envplane's Caddy; env {env.name} has routing: "
+            f"{routing}{where}",
+            f"set environments.{env.name}.strategy: recreate, or routing: caddy"))
+    return replace(env, routing=routing, strategy="recreate")
+
+
+def _compose_path(root: Path, name: str, doc: Document, at: FieldPath) -> Path:
+    """The Compose file `name` that the spec names at `at`; SpecError if it is not one."""
+    if not doc.lines.get(at):
+        at = at[:-1]  # a one-item list written as a plain string
+    hint = "paths are relative to the folder of envplane.yaml"
+    try:
+        path = (root / name).resolve()
+        found = path.is_file()
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
+        raise SpecError([doc.problem(at, f"Compose file {name!r} cannot be a path: {exc}", hint)]) from None
+    if not found:
+        raise SpecError([doc.problem(at, f"Compose file {name!r} not found (looked at {path})", hint)])
     return path
 
 
-def _overlay_paths(root: Path, bases: list[Path], env: EnvConfig) -> list[Path]:
+def _overlay_paths(root: Path, bases: list[Path], env: EnvConfig, doc: Document) -> list[Path]:
     """Explicit overlays of the env, else the conventional `{env}.yml` beside a base.yml."""
-    explicit = [(root / name).resolve() for name in env.compose]
+    written = ("environments", env.name, "compose")
+    explicit = [_compose_path(root, name, doc, (*written, index)) for index, name in enumerate(env.compose)]
     if explicit:
         return explicit
     found = []

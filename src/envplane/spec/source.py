@@ -29,7 +29,8 @@ def dotted(path: FieldPath) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            name = str(part) or '""'  # an empty key is still a place in the file
+            out += f".{name}" if out else name
     return out
 
 
@@ -92,6 +93,8 @@ def load_yaml(file: Path) -> Document:
         ) from None
     except OSError as exc:
         raise SpecError([Problem(f"cannot read the file: {exc.strerror}", file)]) from None
+    except ValueError as exc:  # a NUL byte in the path, or bytes that are not UTF-8
+        raise SpecError([Problem(f"cannot read the file: {exc}", file)]) from None
     return parse_yaml(text, file)
 
 

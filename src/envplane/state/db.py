@@ -7,37 +7,46 @@ a URL is given (the CLI passes ENVPLANE_STATE_URL). Writes that must not interle
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from envplane.errors import StateError
+from envplane.private import FILE_MODE, make_dirs, restrict
+from envplane.state.location import exists, state_path
 
-STATE_DIR = ".envplane"
-STATE_FILE = "state.db"
+if TYPE_CHECKING:
+    from envplane.state.audit_key import AuditKey
+
 BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_S = 10
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration. Checking it first spares every command Alembic's import
 # (a quarter of a second) when the store is already current; a test keeps it true.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0011"
 _SERIALISE = "envplane_serialise"
 
 
 @dataclass(frozen=True)
 class Store:
-    """An open state store. `where` names it for messages, with any password masked."""
+    """An open state store. `where` names it for messages, with any password masked.
+
+    `audit_key` chains the rows this store's audit log gets; a store opened only to read
+    has none."""
 
     engine: Engine
     where: str
+    audit_key: AuditKey | None = None
 
     @property
     def dialect(self) -> str:
@@ -84,11 +93,7 @@ def _joined(conn: Connection) -> Iterator[Session]:
         session.close()
 
 
-def state_path(spec_dir: Path) -> Path:
-    return spec_dir / STATE_DIR / STATE_FILE
-
-
-def open_store(spec_dir: Path, url: str | None = None) -> Store:
+def open_store(spec_dir: Path, url: str | None = None, audit_key: AuditKey | None = None) -> Store:
     """Open (creating if needed) the state store and migrate it to the latest schema.
 
     Only commands that write state call this: it creates `.envplane/` for SQLite.
@@ -101,13 +106,24 @@ def open_store(spec_dir: Path, url: str | None = None) -> Store:
     else:
         engine = create_engine(target, pool_pre_ping=True,
                                connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
-    store = Store(engine, _describe(engine.url))
+    store = Store(engine, _describe(engine.url), audit_key)
     try:
         migrate(store)
+    except DatabaseError as error:  # e.g. SQLite's `file is not a database`: not a bug of ours
+        engine.dispose()
+        raise StateError(f"cannot read the state store at {store.where}: {_first_line(error.orig or error)}",
+                         hint="restore it from a backup, or move it away to start an empty one") from error
     except BaseException:
         engine.dispose()
         raise
     return store
+
+
+def open_existing(spec_dir: Path, url: str | None = None, audit_key: AuditKey | None = None
+                  ) -> Store | None:
+    """The state store when there is one, else None: a command that only reads says
+    `nothing recorded yet` rather than create an empty store."""
+    return open_store(spec_dir, url, audit_key) if exists(spec_dir, url) else None
 
 
 def migrate(store: Store) -> None:
@@ -177,14 +193,31 @@ def _with_driver(parsed: URL) -> URL:
 
 
 def _make_folder(target: URL) -> None:
-    folder = Path(target.database or ".").parent
+    """The database's folder (private when it is .envplane) and the file itself, 0600.
+
+    SQLite creates its -wal and -shm files with the database file's mode, so making the
+    file first is enough; files an older envplane left with the umask's mode are tightened.
+    """
+    if target.database in (None, "", ":memory:"):
+        return
+    database = Path(target.database)
+    folder = database.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_dirs(folder)
     except OSError as error:
         raise StateError(
             f"cannot create the state folder {folder}: {error.strerror or error}",
             hint="run envplane where you may write, or set ENVPLANE_STATE_URL to a database",
         ) from error
+    # A file that cannot be made here cannot be opened either: SQLite's own error names it.
+    # O_EXCL: never open an existing database by hand. Closing that descriptor would drop
+    # every lock this process holds on the file (POSIX locks are per process), and another
+    # process would then delete the WAL under a store this process still has open.
+    with contextlib.suppress(OSError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    with contextlib.suppress(OSError):
+        for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+            restrict(path)
 
 
 def _tune_sqlite(engine: Engine) -> None:

@@ -1,7 +1,9 @@
 """Refuse secrets and anything that would not survive a JSON round trip unchanged.
 
 Detail fields are stored and hashed as JSON. A `Secret` there would either leak its
-value or be stored as "***" and lie; either way it has no place in the state store.
+value or be stored as "***" and lie; either way it has no place in the state store. Text
+that carries a secret value unawares (an error with a command's output) is stored with
+every known secret value masked (secret.mask_known).
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from envplane.secret import Secret
+from envplane.secret import Secret, mask_known
 
 JsonDict = dict[str, Any]
 
 
 def plain_detail(detail: Mapping[str, Any] | None) -> JsonDict:
-    """Check `detail` and return a plain dict copy of it (empty for None)."""
+    """Check `detail` and return a plain dict copy of it (empty for None), secrets masked."""
     if detail is None:
         return {}
     if not isinstance(detail, Mapping):
@@ -41,7 +43,9 @@ def _items(mapping: Mapping[Any, Any], path: str) -> list[tuple[str, Any]]:
 def _plain(value: Any, path: str) -> Any:
     if isinstance(value, Secret):
         raise TypeError(f"{path}: a Secret must never be stored in the state store")
-    if value is None or isinstance(value, str | bool | int):
+    if isinstance(value, str):
+        return mask_known(value)
+    if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):

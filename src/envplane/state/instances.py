@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -16,26 +17,15 @@ from sqlalchemy.orm import Session
 
 from envplane.errors import StateError
 from envplane.state.clock import Clock, as_utc, utc_now
-from envplane.state.db import Store
+from envplane.state.db import Store, open_existing
 from envplane.state.guard import JsonDict, plain_detail, refuse_secrets
 from envplane.state.models import Deployment, DeploymentStep, Instance
+from envplane.state.records import PARTIAL as PARTIAL
+from envplane.state.records import PURGED as PURGED
+from envplane.state.records import RUNNING as RUNNING
+from envplane.state.records import InstanceRecord as InstanceRecord
 
-RUNNING = "running"
 Row = TypeVar("Row", Instance, Deployment, DeploymentStep)
-
-
-@dataclass(frozen=True)
-class InstanceRecord:
-    id: int
-    app: str
-    env: str
-    instance: str
-    status: str
-    ref: str | None
-    created_at: datetime
-    updated_at: datetime
-    last_deploy_at: datetime | None
-    closed_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -73,7 +63,10 @@ def upsert_instance(
     ref: str | None = None,
     clock: Clock = utc_now,
 ) -> InstanceRecord:
-    """Create the instance or update its status (and ref, when given)."""
+    """Create the instance or update its status (and ref, when given).
+
+    A purged instance forgets its data path: its next `up` records one afresh.
+    """
     refuse_secrets(app=app, env=env, instance=instance, status=status, ref=ref)
     now = as_utc(clock())
     with store.serialised("instances") as session:
@@ -85,6 +78,8 @@ def upsert_instance(
         else:
             row.status, row.updated_at = status, now
             row.ref = ref if ref is not None else row.ref
+        if status == PURGED:
+            row.data_path = None
         session.flush()
         return _instance(row)
 
@@ -128,9 +123,15 @@ def start_deployment(
     version: str | None = None,
     clock: Clock = utc_now,
     colour: str | None = None,
+    data_path: str | None = None,
 ) -> DeploymentRecord:
-    """Open a deployment of the instance, creating the instance on its first deploy."""
-    refuse_secrets(actor=actor, ref=ref, version=version)
+    """Open a deployment of the instance, creating the instance on its first deploy.
+
+    The first deploy records the instance's data path (`data_path`); a later one never
+    moves it. A deploy also reopens a closed preview: its PR is wanted again, and gc must
+    not collect it for a close that no longer holds.
+    """
+    refuse_secrets(actor=actor, ref=ref, version=version, data_path=data_path)
     now = as_utc(clock())
     with store.serialised("instances") as session:
         target = _find(session, app, env, instance)
@@ -138,7 +139,10 @@ def start_deployment(
             target = Instance(app=app, env=env, instance=instance, status="deploying",
                               ref=ref, created_at=now, updated_at=now)
             session.add(target)
-            session.flush()
+        if target.data_path is None:
+            target.data_path = data_path
+        target.closed_at = None
+        session.flush()
         row = Deployment(instance_id=target.id, ref=ref, version=version, status=RUNNING,
                          actor=actor, started_at=now, colour=colour)
         session.add(row)
@@ -175,6 +179,21 @@ def deployments(store: Store, app: str, env: str, instance: str) -> list[Deploym
         return [_deployment(row) for row in session.scalars(query)]
 
 
+@dataclass(frozen=True)
+class Ended:
+    """A step that ended and is written with the next step's start (`advance`): its row, or
+    None when it never had one (reported ended without a start), and how it ended."""
+
+    row_id: int | None
+    deployment_id: int
+    index: int
+    kind: str
+    description: str
+    status: str
+    detail: Mapping[str, Any]
+    at: datetime
+
+
 def start_step(
     store: Store,
     deployment_id: int,
@@ -183,8 +202,24 @@ def start_step(
     description: str,
     clock: Clock = utc_now,
 ) -> StepRecord:
+    return advance(store, None, deployment_id, index, kind, description, clock)
+
+
+def advance(
+    store: Store,
+    ended: Ended | None,
+    deployment_id: int,
+    index: int,
+    kind: str,
+    description: str,
+    clock: Clock = utc_now,
+) -> StepRecord:
+    """Close the step that `ended` and open the next one, in one transaction: one commit a
+    step instead of two (#11; each SQLite commit waits for the disk)."""
     refuse_secrets(kind=kind, description=description)
     with store.serialised("instances") as session:
+        if ended is not None:
+            _close(session, ended)
         _get(session, Deployment, deployment_id)
         row = DeploymentStep(deployment_id=deployment_id, index=index, kind=kind,
                              description=description, status=RUNNING,
@@ -192,6 +227,31 @@ def start_step(
         session.add(row)
         session.flush()
         return _step(row)
+
+
+def close_step(store: Store, ended: Ended) -> StepRecord:
+    """Write how a step ended (the last one of a deployment, which no other step follows)."""
+    with store.serialised("instances") as session:
+        return _step(_close(session, ended))
+
+
+def _close(session: Session, ended: Ended) -> DeploymentStep:
+    plain = plain_detail(ended.detail)
+    if ended.row_id is None:
+        refuse_secrets(kind=ended.kind, description=ended.description)
+        _get(session, Deployment, ended.deployment_id)
+        row = DeploymentStep(deployment_id=ended.deployment_id, index=ended.index, kind=ended.kind,
+                             description=ended.description, status=ended.status,
+                             started_at=as_utc(ended.at), finished_at=as_utc(ended.at), detail=plain)
+        session.add(row)
+        session.flush()
+        return row
+    row = _get(session, DeploymentStep, ended.row_id)
+    if row.description != ended.description:  # a skip says why
+        refuse_secrets(kind=ended.kind, description=ended.description)
+    row.status, row.finished_at, row.detail = ended.status, as_utc(ended.at), plain
+    row.description = ended.description
+    return row
 
 
 def finish_step(
@@ -242,7 +302,8 @@ def _get(session: Session, model: type[Row], key: int) -> Row:
 
 def _instance(row: Instance) -> InstanceRecord:
     return InstanceRecord(row.id, row.app, row.env, row.instance, row.status, row.ref,
-                          row.created_at, row.updated_at, row.last_deploy_at, row.closed_at)
+                          row.created_at, row.updated_at, row.last_deploy_at, row.closed_at,
+                          row.data_path)
 
 
 def _deployment(row: Deployment) -> DeploymentRecord:
@@ -253,3 +314,22 @@ def _deployment(row: Deployment) -> DeploymentRecord:
 def _step(row: DeploymentStep) -> StepRecord:
     return StepRecord(row.id, row.deployment_id, row.index, row.kind, row.description,
                       row.status, row.started_at, row.finished_at, dict(row.detail))
+
+
+def recorded(spec_dir: Path, app: str, url: str | None = None) -> list[InstanceRecord]:
+    """The app's instances as its state store knows them (records.py: a SQLite store is read
+    without SQLAlchemy; `status` and `plan` call it there, so as not to load this module)."""
+    from envplane.state import records
+
+    return records.recorded(spec_dir, app, url)
+
+
+def recorded_by_store(spec_dir: Path, app: str, url: str | None = None) -> list[InstanceRecord]:
+    """The same through SQLAlchemy (PostgreSQL; a SQLite store of an older schema, migrated)."""
+    store = open_existing(spec_dir, url)
+    if store is None:
+        return []
+    try:
+        return list_instances(store, app)
+    finally:
+        store.close()

@@ -40,6 +40,19 @@ class Release:
 
 
 @dataclass(frozen=True)
+class StoredApproval:
+    """An approval as recorded: the signed payload and signature are checked again by the gate."""
+
+    env: str
+    actor: str  # display name
+    at: datetime
+    principal: str | None  # what the signature proved when it was made
+    key_fingerprint: str | None
+    payload: str | None  # None: recorded before approvals were signed
+    signature: str | None
+
+
+@dataclass(frozen=True)
 class GateRecord:
     evaluation: int
     env: str
@@ -90,18 +103,23 @@ def list_releases(store: Store, app: str) -> list[Release]:
         return [_release(row) for row in session.scalars(query)]
 
 
-def record_approval(store: Store, app: str, version: str, env: str, actor: str,
-                    clock: Clock = utc_now) -> None:
-    refuse_secrets(actor=actor)
+def record_approval(store: Store, app: str, version: str, env: str, actor: str, at: datetime,
+                    principal: str, key_fingerprint: str, payload: str, signature: str) -> None:
+    refuse_secrets(actor=actor, principal=principal, payload=payload, signature=signature)
     with store.serialised("releases") as session:
-        session.add(ApprovalRow(app=app, version=version, env=env, actor=actor, at=as_utc(clock())))
+        session.add(ApprovalRow(app=app, version=version, env=env, actor=actor, at=as_utc(at),
+                                principal=principal, key_fingerprint=key_fingerprint, payload=payload,
+                                signature=signature))
 
 
-def approvers(store: Store, app: str, version: str, env: str) -> list[str]:
-    query = select(ApprovalRow.actor).where(ApprovalRow.app == app, ApprovalRow.version == version,
-                                            ApprovalRow.env == env).order_by(ApprovalRow.id)
+def approvals(store: Store, app: str, version: str, env: str | None = None) -> list[StoredApproval]:
+    """The version's approvals (for one env, or all), oldest first."""
+    query = select(ApprovalRow).where(ApprovalRow.app == app, ApprovalRow.version == version)
+    if env is not None:
+        query = query.where(ApprovalRow.env == env)
     with store.session() as session:
-        return list(dict.fromkeys(session.scalars(query)))
+        return [StoredApproval(r.env, r.actor, r.at, r.principal, r.key_fingerprint, r.payload, r.signature)
+                for r in session.scalars(query.order_by(ApprovalRow.id))]
 
 
 def record_gates(store: Store, app: str, version: str, env: str, actor: str,
@@ -127,6 +145,15 @@ def latest_gates(store: Store, app: str, version: str) -> list[GateRecord]:
         latest[row.env] = max(latest.get(row.env, 0), row.evaluation)
     return [GateRecord(r.evaluation, r.env, r.gate, r.ok, r.detail, r.actor, r.at)
             for r in rows if r.evaluation == latest[r.env]]
+
+
+def passed_gates(store: Store, app: str, version: str, env: str) -> bool:
+    """Whether some evaluation of `env`'s gates for the version passed every one of them."""
+    with store.session() as session:
+        rows = session.execute(select(GateResultRow.evaluation, GateResultRow.ok).where(
+            GateResultRow.app == app, GateResultRow.version == version, GateResultRow.env == env)).all()
+    failed = {evaluation for evaluation, ok in rows if not ok}
+    return any(evaluation not in failed for evaluation, _ in rows)
 
 
 def history(store: Store, app: str, env: str, instance: str) -> list[Placement]:
@@ -176,3 +203,18 @@ def _find(session: Session, app: str, version: str) -> ReleaseRow | None:
 def _release(row: ReleaseRow) -> Release:
     return Release(row.app, row.version, row.ref, row.commit, dict(row.images), row.actor,
                    row.created_at)
+
+
+def record_pushed(store: Store, app: str, version: str, service: str, digest: str) -> None:
+    """The registry digest a release's image was pushed as (`pushed`), recorded once: hosts
+    pull that digest from then on. The rest of the record stays as built."""
+    refuse_secrets(digest=digest)
+    with store.serialised("releases") as session:
+        row = _find(session, app, version)
+        if row is None:
+            raise StateError(f"no release {version} of {app}")
+        images = {name: dict(image) for name, image in row.images.items()}
+        if service not in images or images[service].get("pushed"):
+            return
+        images[service]["pushed"] = digest
+        row.images = images

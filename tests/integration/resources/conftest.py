@@ -17,6 +17,7 @@ import redis
 from envplane.backends.cache.redis import RedisUsers
 from envplane.backends.database.postgres import PostgresDatabases
 from envplane.backends.objects.s3 import S3Store
+from envplane.backends.objects.s3_identity import S3Identities
 from envplane.errors import BackendError
 from envplane.secret import Secret
 from tests.support import need
@@ -68,6 +69,12 @@ def s3() -> S3Store:
          "eval $(bash scripts/services/seaweedfs.sh | tail -1) sets ENVPLANE_TEST_S3_*")
     assert store is not None
     return store
+
+
+@pytest.fixture
+def s3_users(s3: S3Store) -> S3Identities:
+    """The IAM API of the same server, with the admin key (SeaweedFS: -s3.iam.readOnly=false)."""
+    return S3Identities(s3.endpoint, s3.access_key, Secret(os.environ.get("ENVPLANE_TEST_S3_SECRET_KEY", "")))
 
 
 def _redis_answers(url: str) -> bool:

@@ -103,6 +103,23 @@ def test_staging_cannot_connect_to_production(postgres: PostgresDatabases, names
         psycopg.connect(postgres.url(names["staging"], STAGING_PASSWORD).reveal(), dbname=names["production"])
 
 
+def test_a_preview_role_reaches_nothing_but_its_own_database(postgres: PostgresDatabases,
+                                                           names: dict[str, str]) -> None:
+    """No credential handed to one instance reaches another: the role cannot become
+    staging's role, make roles or databases, or connect to staging's database."""
+    staging, pr5 = names["staging"], names["pr-5"]
+    postgres.ensure(staging, STAGING_PASSWORD, seed=SEED)
+    postgres.ensure(pr5, PR5_PASSWORD)
+    assert not postgres.can_connect(pr5, PR5_PASSWORD, staging)
+    with psycopg.connect(postgres.url(pr5, PR5_PASSWORD).reveal(), autocommit=True) as conn:
+        for statement in (f'SET ROLE "{staging}"', f'GRANT "{staging}" TO CURRENT_USER',
+                          "CREATE ROLE someone LOGIN", "CREATE DATABASE other",
+                          f'ALTER ROLE "{staging}" PASSWORD \'taken\''):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+    assert rows(postgres, staging, STAGING_PASSWORD) == [("test-bot", True)]
+
+
 def test_purge_pr5_leaves_staging_intact(postgres: PostgresDatabases, names: dict[str, str]) -> None:
     staging, pr5 = names["staging"], names["pr-5"]
     postgres.ensure(staging, STAGING_PASSWORD, seed=SEED)

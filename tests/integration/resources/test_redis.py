@@ -73,6 +73,26 @@ def test_staging_cannot_touch_production_keys(redis_users: RedisUsers, redis_url
     assert admin(redis_url).get(f"{production}session") == "production-value"
 
 
+def test_a_preview_user_cannot_learn_staging_key_or_channel_names(
+        redis_users: RedisUsers, redis_url: Secret, prefixes: dict[str, str]) -> None:
+    """Redis checks key patterns only on commands that name keys: SCAN, RANDOMKEY, PUBSUB
+    CHANNELS and CLIENT TRACKING BCAST would show another instance's key and channel names."""
+    staging, pr5 = prefixes["staging"], prefixes["pr-5"]
+    redis_users.ensure(pr5, PR5_PASSWORD)
+    admin(redis_url).set(f"{staging}customer:alice@example.com", "1")
+    subscriber = admin(redis_url).pubsub()
+    subscriber.subscribe(f"{staging}orders")
+    client = as_user(redis_users, pr5, PR5_PASSWORD)
+    for command in (("SCAN", "0", "MATCH", f"{staging}*", "COUNT", "100000"), ("RANDOMKEY",),
+                    ("PUBSUB", "CHANNELS"), ("PUBSUB", "NUMSUB", f"{staging}orders"),
+                    ("CLIENT", "TRACKING", "ON", "BCAST")):
+        with pytest.raises(NoPermissionError):
+            client.execute_command(*command)
+    subscriber.close()
+    client.set(f"{pr5}own", "1")  # its own keys still work, one by one
+    assert client.get(f"{pr5}own") == "1"
+
+
 def test_purge_pr5_leaves_staging_and_pr50_intact(redis_users: RedisUsers, redis_url: Secret,
                                                   prefixes: dict[str, str]) -> None:
     staging, pr5, pr50 = prefixes["staging"], prefixes["pr-5"], prefixes["pr-50"]

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from envplane.errors import LockError
 from envplane.state import audit, locks
 from envplane.state.db import Store, open_store
-from tests.unit.state.stores import store_for
+from tests.unit.state.stores import TEST_KEY, store_for
 
 pytestmark = pytest.mark.integration
 SPAWN = multiprocessing.get_context("spawn")
@@ -28,7 +28,7 @@ def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Sto
 
 
 def append_many(spec_dir: str, url: str | None, worker: int, count: int) -> None:
-    store = open_store(Path(spec_dir), url)
+    store = open_store(Path(spec_dir), url, TEST_KEY)
     for n in range(count):
         audit.record(store, f"worker-{worker}", "tick", "shop", "ci", f"ci-{worker}", "ok",
                      {"n": n, "pid": os.getpid()})

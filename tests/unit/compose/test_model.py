@@ -29,7 +29,10 @@ PORTS: list[tuple[Any, list[PortMapping]]] = [
         [P(80, 8080, "0.0.0.0", "udp")],
     ),
     ({"target": 80, "published": 8080}, [P(80, 8080)]),
-    ({"target": "80-81", "published": "8080-8081"}, [P(80, 8080), P(81, 8081)]),
+    ({"target": "80", "published": 0}, [P(80, None)]),
+    ("0:80", [P(80, None)]),  # host port 0: the engine picks one
+    ("::1:80:81", [P(81, 80, "::1", "tcp")]),  # an IPv6 address without brackets, as Compose reads it
+    ("127.0.0.1:0:80/UDP", [P(80, None, "127.0.0.1", "udp")]),
 ]
 
 
@@ -42,13 +45,16 @@ def test_every_port_form(value: Any, expected: list[PortMapping]) -> None:
     ("value", "message"),
     [
         ("70000", "port 70000 is out of range 1-65535"),
-        ("0:80", "port 0 is out of range 1-65535"),
+        ("80:0", "port 0 is out of range 1-65535"),
         (70000, "port 70000 is out of range 1-65535"),
-        ("http", "invalid port 'http'"),
-        ("1:2:3:4", "invalid port '1:2:3:4'"),
-        ("[::1:80:80", "invalid port '[::1:80:80'"),
+        ("http", "invalid container port 'http'"),
+        ("1:2:3:4", "invalid IP address '1:2' in '1:2:3:4'"),
+        ("[::1:80:80", "invalid port '[::1:80:80': an address in brackets comes before a host port "
+                       "and a container port"),
         ("81-80", "invalid port range '81-80'"),
-        ("80-82:90-91", "port ranges of '80-82:90-91' differ in length"),
+        ("80-82:90-91", "port ranges in '80-82:90-91' differ in length"),
+        ("8080/8080", "invalid protocol '8080' in '8080/8080': tcp, udp or sctp"),
+        ({"target": "80-81", "published": "8080-8081"}, "a long-syntax `target` is one port, not '80-81'"),
         ({"published": 80}, "a long-syntax port needs `target`"),
         (True, "invalid port True"),
         (None, "invalid port None"),
@@ -66,7 +72,7 @@ def test_bad_ports_name_file_line_and_field() -> None:
         build_model([doc(text)], {}, ())
     assert [p.render() for p in err.value.problems] == [
         "services.web.ports[0]: port 70000 is out of range 1-65535 (compose.yaml:5)",
-        "services.web.ports[2]: invalid port 'a:b' (compose.yaml:7)",
+        "services.web.ports[2]: invalid container port 'b' in 'a:b' (compose.yaml:7)",
     ]
 
 

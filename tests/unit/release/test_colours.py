@@ -16,8 +16,16 @@ from envplane.release.colours import (
     running_colours,
     serving,
 )
-from envplane.target import resolve
-from tests.unit.test_target import project
+from envplane.target import Target, resolve
+from tests.unit.test_target import SPEC, project
+
+# The backend keeps uploads in a named volume both colours may share (`stateful: false`);
+# postgres, a data-store image, runs once outside the colours.
+SHARED_VOLUME = SPEC.replace("    dev: python backend/app.py\n", "    dev: python backend/app.py\n    stateful: false\n")
+
+
+def production(tmp_path: Path) -> Target:
+    return resolve(project(tmp_path, SHARED_VOLUME), "production")
 
 
 def test_the_next_colour_is_the_one_not_serving() -> None:
@@ -44,7 +52,7 @@ def test_running_colours_and_the_containers_of_one() -> None:
 
 
 def test_a_colour_is_its_own_project_on_its_own_ports_sharing_the_data(tmp_path: Path) -> None:
-    base = resolve(project(tmp_path), "production")
+    base = production(tmp_path)
     ports = {key: 41000 + i for i, key in enumerate(published(base))}
     green = coloured(base, "green", ports)
     assert green.project == "finance-report-green"
@@ -59,10 +67,11 @@ def test_a_colour_is_its_own_project_on_its_own_ports_sharing_the_data(tmp_path:
     assert data["services"]["backend"]["labels"][LABEL_COLOUR] == "green"
     assert data["services"]["backend"]["ports"][0]["published"] == str(ports[("backend", 8000)])
     assert data["volumes"]["backend_data"]["name"] == base.volumes["backend_data"]
+    assert "postgres" not in data["services"] and [s.name for s in green.services] == ["backend", "frontend"]
 
 
 def test_the_proxy_routes_the_domain_to_the_colours_ports(tmp_path: Path) -> None:
-    base = resolve(project(tmp_path), "production")
+    base = production(tmp_path)
     blue = coloured(base, "blue", {key: 42000 + i for i, key in enumerate(published(base))})
     assert {r.path: r.upstream for r in routes_for(blue)} == {
         "/api": f"127.0.0.1:{blue.service('backend').public_host_port}",
@@ -71,7 +80,7 @@ def test_the_proxy_routes_the_domain_to_the_colours_ports(tmp_path: Path) -> Non
 
 
 def test_a_pinned_target_runs_the_release_images_and_cannot_build(tmp_path: Path) -> None:
-    base = resolve(project(tmp_path), "production")
+    base = production(tmp_path)
     images = {"backend": {"ref": "finance-report-backend:v1.0.45", "id": "sha256:ab", "built": True},
               "postgres": {"ref": "postgres:16", "id": "sha256:cd", "built": False}}
     target = pinned(base, "v1.0.45", images)
@@ -80,5 +89,8 @@ def test_a_pinned_target_runs_the_release_images_and_cannot_build(tmp_path: Path
     assert "build" not in services["backend"] and services["backend"]["pull_policy"] == "never"
     assert services["postgres"]["pull_policy"] == "missing"
     assert services["frontend"]["image"] == "busybox"  # not in the release: left as written
-    assert all(s["environment"]["ENVPLANE_RELEASE"] == "v1.0.45" for s in services.values())
+    assert services["backend"]["environment"]["ENVPLANE_RELEASE"] == "v1.0.45"
+    assert services["frontend"]["environment"]["ENVPLANE_RELEASE"] == "v1.0.45"
+    # The stateful one keeps its definition from release to release: no deploy recreates it.
+    assert "ENVPLANE_RELEASE" not in services["postgres"]["environment"]
     assert "build" in base.compose.data["services"]["backend"]  # the original is untouched

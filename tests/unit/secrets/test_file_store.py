@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from envplane.backends.secrets.file import DATA_FILE, KEY_ENV, KEY_FILE, FileSecretStore, new_key
+from envplane.backends.secrets.file import DATA_FILE, KEY_ENV, FileSecretStore, key_path, new_key
 from envplane.errors import BackendError
 from envplane.secret import Secret
 
@@ -16,8 +16,20 @@ PR5 = "secret/data/finance-report/test-pr-5"
 VALUE = "s3cr3t-Value-that-must-not-leak"
 
 
+APP = "finance-report"
+
+
+def config(folder: Path) -> dict[str, str]:
+    """A config home of the test's own, beside its store folder: the app's key goes there."""
+    return {"XDG_CONFIG_HOME": str(folder.parent / f"{folder.name}.config")}
+
+
 def open_store(folder: Path, **environ: str) -> FileSecretStore:
-    return FileSecretStore.open(folder, environ)
+    return FileSecretStore.open(folder, {**config(folder), **environ}, APP)
+
+
+def key_file(folder: Path) -> Path:
+    return key_path(APP, config(folder))
 
 
 def mode(path: Path) -> int:
@@ -85,24 +97,25 @@ def test_odd_paths_are_refused(tmp_path: Path, bad: str) -> None:
 
 def test_key_file_is_created_0600_and_reused(tmp_path: Path) -> None:
     open_store(tmp_path).write(f"{PR5}/backend", {"A": Secret(VALUE)})
-    assert mode(tmp_path / KEY_FILE) == 0o600
+    assert mode(key_file(tmp_path)) == 0o600
+    assert mode(key_file(tmp_path).parent) == 0o700
     assert mode(tmp_path / DATA_FILE) == 0o600
     assert open_store(tmp_path).read(f"{PR5}/backend") == {"A": Secret(VALUE)}
 
 
 def test_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
     open_store(tmp_path)
-    os.chmod(tmp_path / KEY_FILE, 0o644)
+    os.chmod(key_file(tmp_path), 0o644)
     with pytest.raises(BackendError) as caught:
         open_store(tmp_path)
     assert "readable by others" in caught.value.message
-    assert caught.value.hint == f"chmod 600 {tmp_path / KEY_FILE}"
+    assert caught.value.hint == f"chmod 600 {key_file(tmp_path)}"
 
 
 def test_key_from_environment_needs_no_key_file(tmp_path: Path) -> None:
     key = new_key().reveal()
     open_store(tmp_path, **{KEY_ENV: key}).write(f"{PR5}/backend", {"A": Secret(VALUE)})
-    assert not (tmp_path / KEY_FILE).exists()
+    assert not key_file(tmp_path).exists()
     assert open_store(tmp_path, **{KEY_ENV: key}).read(f"{PR5}/backend") == {"A": Secret(VALUE)}
 
 
@@ -136,11 +149,12 @@ def test_rotate_key_with_environment_key(tmp_path: Path) -> None:
 def test_rotate_key_with_key_file_replaces_the_file(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     store.write(f"{PR5}/backend", {"A": Secret(VALUE)})
-    old = (tmp_path / KEY_FILE).read_text().strip()
+    old = key_file(tmp_path).read_text().strip()
     new = new_key()
     store.rotate_key(new)
-    assert (tmp_path / KEY_FILE).read_text().strip() == new.reveal()
-    assert mode(tmp_path / KEY_FILE) == 0o600
+    assert key_file(tmp_path).read_text().strip() == new.reveal()
+    assert mode(key_file(tmp_path)) == 0o600
+    assert sorted(p.name for p in key_file(tmp_path).parent.iterdir()) == [".gitignore", f"{APP}.key"]
     assert open_store(tmp_path).read(f"{PR5}/backend") == {"A": Secret(VALUE)}
     with pytest.raises(BackendError, match="cannot decrypt"):
         open_store(tmp_path, **{KEY_ENV: old}).read(f"{PR5}/backend")
@@ -166,7 +180,7 @@ def test_no_temp_files_left(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     for n in range(3):
         store.write(f"{PR5}/backend", {"A": Secret(str(n))})
-    assert sorted(p.name for p in tmp_path.iterdir()) == [DATA_FILE, KEY_FILE, "secrets.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [DATA_FILE, "secrets.lock"]
 
 
 def test_not_a_store(tmp_path: Path) -> None:

@@ -18,43 +18,43 @@ PREFIX = "secret/data/finance-report/test-pr-5"
 
 
 def test_file_is_the_default(tmp_path: Path) -> None:
-    store = open_secret_store(None, tmp_path, {})
+    store = open_secret_store(None, tmp_path, {}, "finance-report")
     assert isinstance(store, FileSecretStore)
     assert store.file == tmp_path / ".envplane" / "secrets.enc"
 
 
 def test_kind_from_spec_wins_over_environment(tmp_path: Path) -> None:
     environ = {"ENVPLANE_SECRETS": "vault", "VAULT_TOKEN": "t"}
-    assert isinstance(open_secret_store(None, tmp_path, environ), VaultSecretStore)
-    assert isinstance(open_secret_store("file", tmp_path, environ), FileSecretStore)
+    assert isinstance(open_secret_store(None, tmp_path, environ, "finance-report"), VaultSecretStore)
+    assert isinstance(open_secret_store("file", tmp_path, environ, "finance-report"), FileSecretStore)
 
 
 def test_sops_folder(tmp_path: Path) -> None:
-    store = open_secret_store("sops", tmp_path, {"SOPS_AGE_RECIPIENTS": "age1abc"})
+    store = open_secret_store("sops", tmp_path, {"SOPS_AGE_RECIPIENTS": "age1abc"}, "finance-report")
     assert isinstance(store, SopsSecretStore)
     assert store.config.folder == tmp_path / "secrets"
     assert store.config.recipients == ("age1abc",)
-    moved = open_secret_store("sops", tmp_path, {"ENVPLANE_SOPS_DIR": str(tmp_path / "x")})
+    moved = open_secret_store("sops", tmp_path, {"ENVPLANE_SOPS_DIR": str(tmp_path / "x")}, "finance-report")
     assert isinstance(moved, SopsSecretStore) and moved.config.folder == tmp_path / "x"
 
 
 def test_sops_recipient_from_key_file(tmp_path: Path) -> None:
     key = tmp_path / "age.txt"
     key.write_text("# created: 2024\n# public key: age1pub\nAGE-SECRET-KEY-1XYZ\n")
-    store = open_secret_store("sops", tmp_path, {"SOPS_AGE_KEY_FILE": str(key)})
+    store = open_secret_store("sops", tmp_path, {"SOPS_AGE_KEY_FILE": str(key)}, "finance-report")
     assert isinstance(store, SopsSecretStore) and store.config.recipients == ("age1pub",)
 
 
 def test_unknown_kind_lists_the_kinds(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as caught:
-        open_secret_store("infisical", tmp_path, {})
+        open_secret_store("infisical", tmp_path, {}, "finance-report")
     assert "'infisical'" in caught.value.message
     assert caught.value.hint == "use one of: file, vault, sops"
 
 
 def test_vault_needs_credentials(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no Vault credentials"):
-        open_secret_store("vault", tmp_path, {"VAULT_ROLE_ID": "r"})
+        open_secret_store("vault", tmp_path, {"VAULT_ROLE_ID": "r"}, "finance-report")
 
 
 def test_new_password() -> None:
@@ -79,7 +79,7 @@ def test_needed_by_uses() -> None:
 
 
 def test_ensure_creates_only_what_is_missing(tmp_path: Path) -> None:
-    store = open_secret_store("file", tmp_path, {})
+    store = open_secret_store("file", tmp_path, {}, "finance-report")
     store.write(f"{PREFIX}/postgres", {"password": Secret("kept")})
     wanted = needed(PREFIX, ["postgres", "redis"])
     assert ensure(store, wanted) == [(f"{PREFIX}/redis", "password")]

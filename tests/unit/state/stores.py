@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from envplane.state.audit_key import AuditKey
 from envplane.state.db import Store, open_store
 from tests.support import need
 
@@ -56,18 +57,21 @@ def fresh_postgres_database() -> Iterator[str]:
             )
 
 
+TEST_KEY = AuditKey(b"k" * 32, "the tests' audit key")
+
+
 @contextmanager
 def store_for(kind: str, tmp_path: Path) -> Iterator[tuple[Store, str | None]]:
     """Yield an open store of `kind` ("sqlite" or "postgres") and the URL it used."""
     if kind == "sqlite":
-        store = open_store(tmp_path)
+        store = open_store(tmp_path, audit_key=TEST_KEY)
         try:
             yield store, None
         finally:
             store.close()
         return
     with fresh_postgres_database() as url:
-        store = open_store(tmp_path, url)
+        store = open_store(tmp_path, url, TEST_KEY)
         try:
             yield store, url
         finally:

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from envplane.errors import StateError
 from envplane.state import audit
-from envplane.state.db import Store, database_url, open_store, state_path
+from envplane.state.db import HEAD_REVISION, Store, database_url, open_store, state_path
 from envplane.state.models import Base
 
 
@@ -102,7 +102,7 @@ def test_migrating_twice_is_a_noop_that_keeps_the_data(
     store, url = store_and_url
     entry = audit.record(store, "alice", "up", "shop", "test", "pr-1", "ok", {})
     again = open_store(tmp_path, url)
-    assert scalar(again, "SELECT version_num FROM alembic_version") == "0002"
+    assert scalar(again, "SELECT version_num FROM alembic_version") == HEAD_REVISION
     assert scalar(again, "SELECT count(*) FROM alembic_version") == 1
     assert audit.entries(again) == [entry]
     again.close()
@@ -149,8 +149,39 @@ def test_a_store_of_the_previous_schema_upgrades_keeping_its_deployments(tmp_pat
                           "VALUES (1, 'v1.0.3', 'ok', 'alice', '2026-01-01')"))
     engine.dispose()
     store = open_store(tmp_path)
-    assert scalar(store, "SELECT version_num FROM alembic_version") == "0002"
+    assert scalar(store, "SELECT version_num FROM alembic_version") == HEAD_REVISION
     [old] = instances.deployments(store, "shop", "staging", "staging")
+    # recorded before data paths were: it gets its own at its next deploy
+    assert instances.get_instance(store, "shop", "staging", "staging").data_path is None  # type: ignore[union-attr]
     assert (old.version, old.colour, old.actor) == ("v1.0.3", None, "alice")
     assert scalar(store, "SELECT count(*) FROM releases") == 0
     store.close()
+
+
+def test_opening_the_store_again_keeps_the_one_already_open_working(tmp_path: Path):
+    """A long-running process (the webhook server) keeps a store open and opens another per
+    deploy. SQLite's file locks belong to the process: opening and closing the database file
+    by hand drops them, and the next process to close its connection then believes it was the
+    last one and deletes the WAL under the open store (writes lost, "disk I/O error")."""
+    import subprocess
+    import sys
+
+    from envplane.state import instances
+
+    def count_in_another_process() -> int:
+        code = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                "print(c.execute('SELECT count(*) FROM instances').fetchone()[0]); c.close()")
+        done = subprocess.run([sys.executable, "-c", code, str(state_path(tmp_path))],
+                              capture_output=True, text=True, check=True, timeout=30)
+        return int(done.stdout)
+
+    first = open_store(tmp_path)
+    instances.upsert_instance(first, "shop", "test", "pr-1", "ok")
+    open_store(tmp_path).close()
+    assert count_in_another_process() == 1
+    instances.upsert_instance(first, "shop", "test", "pr-2", "ok")
+    assert count_in_another_process() == 2
+    again = open_store(tmp_path)
+    assert len(instances.list_instances(again, "shop")) == 2
+    again.close()
+    first.close()

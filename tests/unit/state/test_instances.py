@@ -105,3 +105,32 @@ def test_unknown_deployment_and_step_ids_say_so(store: Store):
         st.finish_deployment(store, 99, "ok")
     with pytest.raises(StateError, match="no deployment_steps row with id 7"):
         st.finish_step(store, 7, "ok")
+
+
+def test_the_first_deploy_records_the_data_path_and_a_later_one_never_moves_it(
+    store: Store, clock: FakeClock
+):
+    first = st.start_deployment(store, "shop", "test", "pr-5", "alice", clock=clock,
+                                data_path="/data/test/shop-pr-5")
+    st.finish_deployment(store, first.id, "ok", clock=clock)
+    st.start_deployment(store, "shop", "test", "pr-5", "alice", clock=clock, data_path="/elsewhere/shop-pr-5")
+    assert st.get_instance(store, "shop", "test", "pr-5").data_path == "/data/test/shop-pr-5"  # type: ignore[union-attr]
+    st.upsert_instance(store, "shop", "test", "pr-5", "down", clock=clock)
+    assert st.get_instance(store, "shop", "test", "pr-5").data_path == "/data/test/shop-pr-5"  # type: ignore[union-attr]
+
+
+def test_a_purged_instance_owns_no_data_path_until_its_next_first_up(store: Store, clock: FakeClock):
+    st.start_deployment(store, "shop", "test", "pr-5", "alice", clock=clock, data_path="/data/test/shop-pr-5")
+    st.upsert_instance(store, "shop", "test", "pr-5", st.PARTIAL, clock=clock)
+    assert st.get_instance(store, "shop", "test", "pr-5").data_path == "/data/test/shop-pr-5"  # type: ignore[union-attr]
+    st.upsert_instance(store, "shop", "test", "pr-5", st.PURGED, clock=clock)
+    assert st.get_instance(store, "shop", "test", "pr-5").data_path is None  # type: ignore[union-attr]
+    st.start_deployment(store, "shop", "test", "pr-5", "alice", clock=clock, data_path="/srv/test/shop-pr-5")
+    assert st.get_instance(store, "shop", "test", "pr-5").data_path == "/srv/test/shop-pr-5"  # type: ignore[union-attr]
+
+
+def test_a_deploy_after_the_pr_closed_reopens_the_preview(store: Store, clock: FakeClock):
+    st.start_deployment(store, "shop", "test", "pr-5", "alice", clock=clock)
+    assert st.mark_closed(store, "shop", "test", "pr-5", clock=clock).closed_at is not None
+    st.start_deployment(store, "shop", "test", "pr-5", "github", ref="sha2", clock=clock)  # reopened
+    assert st.get_instance(store, "shop", "test", "pr-5").closed_at is None  # type: ignore[union-attr]

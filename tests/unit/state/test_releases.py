@@ -41,13 +41,21 @@ def test_a_secret_never_goes_into_a_release(store: Store) -> None:
         rel.record_release(store, "shop", "v1.0.1", {"backend": {"ref": Secret("x")}}, "alice")
 
 
-def test_approvals_are_per_version_and_env(store: Store, clock: FakeClock) -> None:
-    rel.record_approval(store, "shop", "v1.0.45", "production", "bob", clock=clock)
-    rel.record_approval(store, "shop", "v1.0.45", "production", "bob", clock=clock)
-    rel.record_approval(store, "shop", "v1.0.45", "production", "carol", clock=clock)
-    rel.record_approval(store, "shop", "v1.0.45", "dr", "dave", clock=clock)
-    assert rel.approvers(store, "shop", "v1.0.45", "production") == ["bob", "carol"]
-    assert rel.approvers(store, "shop", "v1.0.46", "production") == []
+def test_approvals_are_per_version_and_env_and_keep_what_was_signed(store: Store, clock: FakeClock) -> None:
+    def approve(version: str, env: str, who: str) -> None:
+        rel.record_approval(store, "shop", version, env, who, clock(), who, f"SHA256:{who}",
+                            f'{{"who":"{who}"}}', f"-----BEGIN SSH SIGNATURE-----\n{who}")
+
+    approve("v1.0.45", "production", "bob")
+    approve("v1.0.45", "production", "carol")
+    approve("v1.0.45", "dr", "dave")
+    found = rel.approvals(store, "shop", "v1.0.45", "production")
+    assert [(a.env, a.actor, a.principal, a.key_fingerprint, a.payload) for a in found] == [
+        ("production", "bob", "bob", "SHA256:bob", '{"who":"bob"}'),
+        ("production", "carol", "carol", "SHA256:carol", '{"who":"carol"}')]
+    assert found[0].signature == "-----BEGIN SSH SIGNATURE-----\nbob"
+    assert [a.env for a in rel.approvals(store, "shop", "v1.0.45")] == ["production", "production", "dr"]
+    assert rel.approvals(store, "shop", "v1.0.46", "production") == []
 
 
 def test_latest_gates_are_the_last_evaluation_per_env(store: Store, clock: FakeClock) -> None:
@@ -81,3 +89,18 @@ def test_hook_ran_needs_an_ok_step_of_that_version_on_that_env(store: Store) -> 
     assert rel.hook_ran(store, "shop", "v1.0.45", "staging", "migrate")
     assert not rel.hook_ran(store, "shop", "v1.0.46", "staging", "migrate")
     assert not rel.hook_ran(store, "shop", "v1.0.45", "production", "migrate")
+
+
+def test_a_version_passed_an_envs_gates_only_when_one_evaluation_passed_every_gate(store: Store) -> None:
+    """What a gated rollback asks (#10.4): a failed try, another env's pass or another app's
+    do not count; any one evaluation of this env with every gate passed does."""
+    assert not rel.passed_gates(store, "shop", "v1.0.45", "production")
+    rel.record_gates(store, "shop", "v1.0.45", "production", "alice",
+                     [("order", True, "on staging"), ("approval", False, "not approved")])
+    rel.record_gates(store, "shop", "v1.0.45", "staging", "ci", [("order", True, "on test")])
+    rel.record_gates(store, "blog", "v1.0.45", "production", "ci", [("order", True, "on staging")])
+    assert not rel.passed_gates(store, "shop", "v1.0.45", "production")
+    rel.record_gates(store, "shop", "v1.0.45", "production", "alice",
+                     [("order", True, "on staging"), ("approval", True, "bob")])
+    assert rel.passed_gates(store, "shop", "v1.0.45", "production")
+    assert not rel.passed_gates(store, "shop", "v1.0.44", "production")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import redis
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
@@ -21,6 +21,10 @@ from envplane.secret import Secret, mask
 
 T = TypeVar("T")
 BATCH = 500
+# What an instance's URL keeps of the admin URL's query: how to verify the server. Never
+# ssl_certfile/ssl_keyfile/ssl_password: the admin's client certificate is its credential.
+TLS_PARAMETERS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_path", "ssl_ca_data", "ssl_check_hostname",
+                  "ssl_min_version", "ssl_ciphers")
 
 
 class RedisUsers:
@@ -67,11 +71,15 @@ class RedisUsers:
         return changes
 
     def url(self, prefix: str, password: Secret) -> Secret:
-        """The instance's REDIS_URL: the admin URL's server and database, the instance's user."""
+        """The instance's REDIS_URL: the admin URL's scheme (rediss:// for TLS), server,
+        database and TLS parameters; the instance's user."""
         parts = urlsplit(self._admin.reveal())
         user = quote(acl.user_name(prefix), safe="")
         server = f"{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path or ''}"
-        return Secret(f"{parts.scheme or 'redis'}://{user}:{quote(password.reveal(), safe='')}@{server}")
+        tls = [(k, v) for k, v in parse_qsl(parts.query) if k in TLS_PARAMETERS]
+        tail = f"?{urlencode(tls)}" if tls else ""
+        secret = quote(password.reveal(), safe="")
+        return Secret(f"{parts.scheme or 'redis'}://{user}:{secret}@{server}{tail}")
 
     # --- pieces -------------------------------------------------------------------
 

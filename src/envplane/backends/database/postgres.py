@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import psycopg
 from psycopg import sql
@@ -26,6 +26,10 @@ from envplane.secret import Secret, mask
 
 Connection = psycopg.Connection[Any]
 CONNECT_TIMEOUT = 10
+# What an instance's URL keeps of the admin connection: how to reach and verify the server.
+# Never sslcert/sslkey/sslpassword: the admin's client certificate is the admin's credential.
+TLS_PARAMETERS = ("sslmode", "sslrootcert", "sslcrl", "sslcrldir", "sslsni", "ssl_min_protocol_version",
+                  "ssl_max_protocol_version", "channel_binding", "requirepeer", "gssencmode")
 
 
 class PostgresDatabases:
@@ -87,13 +91,15 @@ class PostgresDatabases:
         return changes
 
     def url(self, name: str, password: Secret) -> Secret:
-        """The instance's DATABASE_URL: same server as the admin URL, its own role and database."""
+        """The instance's DATABASE_URL: same server and TLS settings as the admin URL, its
+        own role and database."""
         check_name(name)
         parts = conninfo_to_dict(self._admin.reveal())
         host = parts.get("host") or "localhost"
         port = parts.get("port") or "5432"
+        tls = {key: str(parts[key]) for key in TLS_PARAMETERS if parts.get(key) is not None}
         conninfo = make_conninfo("", host=host, port=port, dbname=name, user=name, password=password.reveal())
-        return Secret(_as_url(conninfo_to_dict(conninfo)))
+        return Secret(_as_url(conninfo_to_dict(conninfo), tls))
 
     def can_connect(self, name: str, password: Secret, database: str | None = None) -> bool:
         """True when role `name` logs in to `database` (its own by default) with password."""
@@ -221,8 +227,9 @@ def _first_line(err: Exception) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def _as_url(parts: dict[str, Any]) -> str:
+def _as_url(parts: dict[str, Any], query: dict[str, str]) -> str:
     user = quote(str(parts["user"]), safe="")
     password = quote(str(parts["password"]), safe="")
     database = quote(str(parts["dbname"]), safe="")
-    return f"postgresql://{user}:{password}@{parts['host']}:{parts['port']}/{database}"
+    tail = f"?{urlencode(query)}" if query else ""
+    return f"postgresql://{user}:{password}@{parts['host']}:{parts['port']}/{database}{tail}"

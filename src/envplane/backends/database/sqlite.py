@@ -11,6 +11,7 @@ from envplane.backends.database.change import Change, create, delete, noop
 from envplane.backends.database.names import check_name
 from envplane.backends.database.seed import SEED_TABLE, decide, seed_change, seed_hash
 from envplane.errors import BackendError
+from envplane.private import make_dirs
 from envplane.secret import Secret
 
 # SQLite keeps these beside the database while it runs or after a crash.
@@ -47,7 +48,7 @@ class SqliteDatabases:
         what = f"SQLite database {name}.db"
         changes = [noop(what, f"{what} exists") if facts.database else create(what)]
         if not facts.database:
-            self._folder.mkdir(parents=True, exist_ok=True)
+            make_dirs(self._folder)
             _execute(facts.path, "PRAGMA user_version")  # connecting creates the file
         if seed is not None:
             given = seed_hash(seed)

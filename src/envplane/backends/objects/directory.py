@@ -8,6 +8,7 @@ from pathlib import Path
 
 from envplane.backends.database.change import Change, create, delete, noop
 from envplane.backends.objects.names import check_bucket
+from envplane.private import make_dirs
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class DirectoryStore:
         facts = self.observe(bucket)
         if facts.exists:
             return [noop(f"folder {bucket}", f"reuse folder {bucket}")]
-        facts.path.mkdir(parents=True)
+        make_dirs(facts.path)
         return [create(f"folder {bucket}")]
 
     def purge(self, bucket: str) -> list[Change]:

@@ -46,11 +46,13 @@ Printer = Callable[[str, str, str], None]  # (service, colour, line)
 class ProcessSupervisor:
     def __init__(self, target: Target, root: Path, printer: Printer,
                  base_env: Mapping[str, str] | None = None,
-                 resources: Mapping[str, Mapping[str, str]] | None = None) -> None:
-        """`resources`: per service, the variables of the resources it uses (DATABASE_URL, ...)."""
+                 resources: Mapping[str, Mapping[str, str]] | None = None,
+                 stopping: threading.Event | None = None) -> None:
+        """`resources`: per service, the variables of the resources it uses (DATABASE_URL, ...);
+        `stopping`: set by whoever ends the run (no crashed process restarts after it)."""
         environ = dict(base_env if base_env is not None else os.environ)
         self.printer = printer
-        self.stopping = threading.Event()
+        self.stopping = stopping if stopping is not None else threading.Event()
         self.services = [
             Supervised(
                 name=s.name,

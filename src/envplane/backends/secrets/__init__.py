@@ -10,22 +10,24 @@ from pathlib import Path
 
 from envplane.backends.secrets.base import SecretStore
 from envplane.errors import UsageError
+from envplane.private import FOLDER
 
 KINDS = ("file", "vault", "sops")
 KIND_ENV = "ENVPLANE_SECRETS"
 
 
-def open_secret_store(kind: str | None, root: Path, environ: Mapping[str, str]) -> SecretStore:
+def open_secret_store(kind: str | None, root: Path, environ: Mapping[str, str], app: str) -> SecretStore:
     """The store of `kind` (from the spec), else of ENVPLANE_SECRETS, else the file store.
 
-    root is the project folder: the file store lives in root/.envplane, SOPS files in
-    root/secrets (to be committed) unless ENVPLANE_SOPS_DIR says otherwise.
+    root is the project folder: the file store lives in root/.envplane (its key outside the
+    project, named after the app), SOPS files in root/secrets (to be committed) unless
+    ENVPLANE_SOPS_DIR says otherwise.
     """
     chosen = kind or environ.get(KIND_ENV) or "file"
     if chosen == "file":
         from envplane.backends.secrets.file import FileSecretStore
 
-        return FileSecretStore.open(root / ".envplane", environ)
+        return FileSecretStore.open(root / FOLDER, environ, app)
     if chosen == "vault":
         from envplane.backends.secrets.vault import VaultConfig, VaultSecretStore
 

@@ -8,7 +8,7 @@ A path names one group of keys: `secret/data/{app}/{env}/{service}` (DESIGN.md),
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from envplane.errors import UsageError
@@ -24,6 +24,11 @@ class SecretStore(Protocol):
 
     def write(self, path: str, values: Mapping[str, Secret]) -> None:
         """Merge values into what path holds: keys not named are kept."""
+
+    def remove(self, path: str, keys: Iterable[str]) -> list[str]:
+        """Remove keys from path in one read-modify-write: under the store's lock, or with
+        check-and-set where the store has no lock (Vault), so a failure changes nothing and
+        a concurrent write is never lost. Other keys stay. Returns the removed keys, sorted."""
 
     def delete(self, path: str) -> None:
         """Remove path; nothing happens when it is absent."""

@@ -14,10 +14,9 @@ import binascii
 import contextlib
 import fcntl
 import json
+import logging
 import os
-import stat
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,17 +24,20 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from envplane.backends.secrets.base import check_keys, full, relative, under
-from envplane.errors import BackendError
+from envplane.errors import BackendError, UsageError
+from envplane.private import create_key_file, key_file, make_dirs, read_key_file, write_private
 from envplane.secret import Secret
+from envplane.spec.models import NAME as APP_NAME
 
 KEY_ENV = "ENVPLANE_SECRET_KEY"
 DATA_FILE = "secrets.enc"
-KEY_FILE = "secrets.key"
-NEXT_KEY_FILE = "secrets.key.next"  # exists only while rotate_key runs
+KEY_FILE = "secrets.key"  # where envplane before 0.x kept the key: beside the data, in the project
+NEXT_SUFFIX = ".next"  # `{key file}.next` exists only while rotate_key runs
 HEADER = b"envplane-secrets-v1\n"
 NONCE_BYTES = 12
 
 Document = dict[str, dict[str, str]]
+log = logging.getLogger("envplane.secrets")
 
 
 @dataclass(frozen=True)
@@ -60,40 +62,54 @@ def parse_key(text: Secret, source: str) -> DataKey:
     return DataKey(raw, source)
 
 
-def load_key(folder: Path, environ: Mapping[str, str]) -> DataKey:
-    """The key from ENVPLANE_SECRET_KEY, else from folder/secrets.key (created on first use)."""
+def key_path(app: str, environ: Mapping[str, str]) -> Path:
+    """`$XDG_CONFIG_HOME/envplane/keys/{app}.key` (default `~/.config`): outside every project,
+    so no `git add` and no copy of the project folder takes the key along with the data."""
+    if not APP_NAME.match(app):
+        raise UsageError(f"{app!r} is not an app name", "use a-z, 0-9 and '-'")
+    return key_file(app, environ)
+
+
+def load_key(folder: Path, environ: Mapping[str, str], app: str) -> DataKey:
+    """The key from ENVPLANE_SECRET_KEY, else from the app's key file (created on first use).
+
+    A key file an older envplane left beside the data (folder/secrets.key) moves to the
+    key file's place first.
+    """
     if environ.get(KEY_ENV):
         return parse_key(Secret(environ[KEY_ENV]), KEY_ENV)
-    path = folder / KEY_FILE
+    path = key_path(app, environ)
+    _move_old_key(folder / KEY_FILE, path, app)
     if not path.exists():
         _create_key_file(path)
-    return parse_key(Secret(_read_private(path).decode()), str(path))
+    return parse_key(Secret(read_key_file(path).decode()), str(path))
 
 
-def _create_key_file(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # O_EXCL: when two processes start at once, one creates the key and the other reads it.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+def _move_old_key(old: Path, path: Path, app: str) -> None:
+    if not old.exists():
         return
-    except OSError as exc:
-        raise BackendError(f"cannot create key file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w") as out:
-        out.write(new_key().reveal() + "\n")
-
-
-def _read_private(path: Path) -> bytes:
+    key = read_key_file(old)
     try:
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        _create_key_file(path, key)
+    except FileExistsError:
+        if read_key_file(path).strip() != key.strip():
             raise BackendError(
-                f"key file {path} is readable by others (mode {stat.S_IMODE(mode):o})",
-                f"chmod 600 {path}",
-            )
-        return path.read_bytes()
-    except OSError as exc:
-        raise BackendError(f"cannot read key file {path}: {exc.strerror}") from None
+                f"two keys for app {app}: {old} (inside the project) and {path}",
+                f"keep the one that opens {old.parent / DATA_FILE} at {path} and delete the other, "
+                f"or set {KEY_ENV} to the content of {old}") from None
+    old.unlink(missing_ok=True)
+    log.warning("moved the secret store's key from %s to %s: a key inside the project could be "
+                "committed or copied along with it", old, path)
+
+
+def _create_key_file(path: Path, key: bytes | None = None) -> None:
+    """Write a new key file; a given key raises FileExistsError when one is there, a new one
+    (None) leaves the one there."""
+    try:
+        create_key_file(path, key if key is not None else (new_key().reveal() + "\n").encode())
+    except FileExistsError:
+        if key is not None:
+            raise
 
 
 def encrypt(document: Document, key: DataKey) -> bytes:
@@ -115,24 +131,10 @@ def decrypt(blob: bytes, key: DataKey, file: Path) -> Document:
 
 
 def _wrong_key_hint(key: DataKey, file: Path) -> str:
-    if (file.parent / NEXT_KEY_FILE).exists():
-        return f"a key rotation was interrupted: the new key is in {file.parent / NEXT_KEY_FILE}"
+    pending = Path(key.source + NEXT_SUFFIX)
+    if key.source != KEY_ENV and pending.exists():
+        return f"a key rotation was interrupted: the new key is in {pending}"
     return f"the key came from {key.source}; set {KEY_ENV} to the key this store was written with"
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write data to path atomically (temp file + rename), mode 0600."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
 
 
 class FileSecretStore:
@@ -144,8 +146,9 @@ class FileSecretStore:
         self._key = key
 
     @classmethod
-    def open(cls, folder: Path, environ: Mapping[str, str]) -> FileSecretStore:
-        return cls(folder, load_key(folder, environ))
+    def open(cls, folder: Path, environ: Mapping[str, str], app: str) -> FileSecretStore:
+        """The store in folder (a project's .envplane), keyed by the app's key."""
+        return cls(folder, load_key(folder, environ, app))
 
     def __repr__(self) -> str:
         return f"FileSecretStore({str(self.file)!r})"
@@ -161,6 +164,18 @@ class FileSecretStore:
             document = self._load()
             merged = {**document.get(rel, {}), **{k: v.reveal() for k, v in values.items()}}
             self._save({**document, rel: merged}, self._key)
+
+    def remove(self, path: str, keys: Iterable[str]) -> list[str]:
+        rel, doomed = relative(path), set(keys)
+        with self._locked():
+            document = self._load()
+            current = document.get(rel, {})
+            gone = sorted(doomed & current.keys())
+            if gone:
+                rest = {k: v for k, v in current.items() if k not in doomed}
+                others = {r: v for r, v in document.items() if r != rel}
+                self._save({**others, rel: rest} if rest else others, self._key)
+            return gone
 
     def delete(self, path: str) -> None:
         target = relative(path)
@@ -188,11 +203,12 @@ class FileSecretStore:
                 self._key = DataKey(key.raw, KEY_ENV)
                 return
             # The new key is on disk before the data it opens: an interrupted rotation
-            # leaves secrets.key.next, which the wrong-key error points to.
-            next_file = self.folder / NEXT_KEY_FILE
+            # leaves {key file}.next, which the wrong-key error points to.
+            key_file = Path(self._key.source)
+            next_file = Path(self._key.source + NEXT_SUFFIX)
             write_private(next_file, new.reveal().encode() + b"\n")
             self._save(document, key)
-            os.replace(next_file, self.folder / KEY_FILE)
+            os.replace(next_file, key_file)
             self._key = DataKey(key.raw, self._key.source)
 
     def _remove(self, doomed: Callable[[str], bool]) -> int:
@@ -226,8 +242,8 @@ class FileSecretStore:
 def locked(lock_file: Path) -> Iterator[None]:
     """Serialise read-merge-write across processes; readers need no lock (rename is atomic)."""
     try:
-        lock_file.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(lock_file, "a")  # noqa: SIM115
+        make_dirs(lock_file.parent)
+        handle = os.fdopen(os.open(lock_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a")
     except OSError as exc:
         raise BackendError(f"cannot lock {lock_file}: {exc.strerror}") from None
     with handle:

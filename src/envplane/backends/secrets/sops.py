@@ -21,8 +21,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from envplane.backends.secrets.base import check_keys, full, relative, under
-from envplane.backends.secrets.file import locked, write_private
+from envplane.backends.secrets.file import locked
 from envplane.errors import BackendError, UsageError
+from envplane.private import write_private
 from envplane.run import run
 from envplane.secret import Secret
 
@@ -97,6 +98,19 @@ class SopsSecretStore:
             entries[entry] = {**entries.get(entry, {}), **{k: v.reveal() for k, v in values.items()}}
             self._encrypt(file, entries)
 
+    def remove(self, path: str, keys: Iterable[str]) -> list[str]:
+        file, entry = split(relative(path))
+        doomed = set(keys)
+        with self._locked():
+            entries = self._decrypt(file)
+            current = entries.get(entry, {})
+            gone = sorted(doomed & current.keys())
+            if gone:
+                rest = {k: v for k, v in current.items() if k not in doomed}
+                others = {e: v for e, v in entries.items() if e != entry}
+                self._encrypt(file, {**others, entry: rest} if rest else others)
+            return gone
+
     def delete(self, path: str) -> None:
         self._remove([relative(path)])
 
@@ -168,7 +182,6 @@ class SopsSecretStore:
                     "--input-type", "json", "--output-type", "yaml", "/dev/stdin"],
                    input=json.dumps(entries), secrets=hidden, env=self.config.environ,
                    timeout=60, what=f"sops --encrypt {target}")
-        target.parent.mkdir(parents=True, exist_ok=True)
         write_private(target, done.stdout.encode())
 
     def _locked(self) -> AbstractContextManager[None]:

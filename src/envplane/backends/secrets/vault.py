@@ -75,6 +75,35 @@ class VaultSecretStore:
                 continue
         raise BackendError(f"{full(rel)} kept changing while envplane wrote it", "try again")
 
+    def remove(self, path: str, keys: Iterable[str]) -> list[str]:
+        rel, doomed = relative(path), set(keys)
+        for _ in range(CAS_ATTEMPTS):
+            current, version = self._read(rel)
+            gone = sorted(doomed & current.keys())
+            if not gone:
+                return []
+            rest = {k: v.reveal() for k, v in current.items() if k not in doomed}
+            try:
+                with self._errors("write", rel, current.values()):
+                    answer = self._kv().create_or_update_secret(
+                        path=rel, secret=rest, cas=version, mount_point=self.config.mount)
+            except _CasMismatch:
+                continue
+            # The versions before hold the removed values: destroy them, as a removal should.
+            # Later versions (a writer after ours) are left alone, so nothing current is lost.
+            self._destroy_before(rel, int(answer["data"]["version"]))
+            return gone
+        raise BackendError(f"{full(rel)} kept changing while envplane wrote it", "try again")
+
+    def _destroy_before(self, rel: str, version: int) -> None:
+        with self._errors("destroy old versions of", rel):
+            answer = self._kv().read_secret_metadata(path=rel, mount_point=self.config.mount)
+            versions = cast(dict[str, dict[str, Any]], answer["data"]["versions"])
+            older = sorted(int(v) for v, meta in versions.items()
+                           if int(v) < version and not meta["destroyed"])
+            if older:
+                self._kv().destroy_secret_versions(path=rel, versions=older, mount_point=self.config.mount)
+
     def delete(self, path: str) -> None:
         rel = relative(path)
         with self._errors("delete", rel):

@@ -1,0 +1,1 @@
+"""Disaster recovery (issue 13): encrypted streamed backups, restores, retention, drills, PITR."""

@@ -1,0 +1,38 @@
+"""#14: `envplane serve --install-unit` writes a systemd unit that runs the server, and no
+secret of the environment goes into it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support import cli
+
+SECRETS = {"ENVPLANE_STATE_URL": "postgresql://envplane:pw-in-the-url-123@db/envplane",
+           "GITHUB_WEBHOOK_SECRET": "hook-secret-456", "ENVPLANE_AUDIT_KEY": "YXVkaXQta2V5LTc4OQ=="}
+
+
+def test_install_unit_writes_a_unit_without_secrets(tmp_path: Path) -> None:
+    unit = tmp_path / "envplane.service"
+    environ = {**SECRETS, "ENVPLANE_SERVER_HOME": str(tmp_path / "home")}
+    done = cli("serve", "--install-unit", "--unit-file", str(unit), "--port", "9999", cwd=tmp_path, env=environ)
+    assert done.returncode == 0, done.stderr
+    text = unit.read_text()
+    [start] = [line for line in text.splitlines() if line.startswith("ExecStart=")]
+    assert start.endswith("-m envplane serve --host 127.0.0.1 --port 9999")
+    assert f"Environment=ENVPLANE_SERVER_HOME={tmp_path / 'home'}" in text
+    assert "EnvironmentFile=-/etc/envplane/serve.env" in text
+    for value in SECRETS.values():
+        assert value not in text and value not in done.stderr + done.stdout
+    assert "systemctl" in done.stderr and "daemon-reload" in done.stderr
+    assert cli("serve", "--install-unit", "--unit-file", str(unit), "--port", "9999", cwd=tmp_path,
+               env=environ).returncode == 0  # the same unit again: nothing to object to
+
+
+def test_a_different_unit_is_replaced_only_with_force(tmp_path: Path) -> None:
+    unit = tmp_path / "envplane.service"
+    unit.write_text("[Unit]\nDescription=mine\n")
+    done = cli("serve", "--install-unit", "--unit-file", str(unit), cwd=tmp_path)
+    assert done.returncode == 2 and "--force" in done.stderr
+    assert unit.read_text() == "[Unit]\nDescription=mine\n"
+    assert cli("serve", "--install-unit", "--unit-file", str(unit), "--force", cwd=tmp_path).returncode == 0
+    assert "--port 8470" in unit.read_text()
