@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path, PurePosixPath
+from types import MappingProxyType
 from typing import Any
 
 from envplane import deployed
@@ -50,6 +51,10 @@ from envplane.target import Target
 
 NOTHING_TO_PROTECT = "nothing running to protect"  # why a new or stopped instance's up skips the trial
 TRAEFIK_LISTEN = "ENVPLANE_TRAEFIK_LISTEN"  # where the user's Traefik serves HTTP (routing: traefik)
+# An Applier given no environ reads the process's variables under its project's own: the
+# platform's file store or the server's principal travel with the project, never through
+# os.environ, which every app served by one process shares.
+_THE_PROJECTS: Mapping[str, str] = MappingProxyType({})
 
 __all__ = ["Applier", "Outcome", "StepHook", "WaitHook"]
 
@@ -73,7 +78,7 @@ class Removal:
 class Applier:
     project: Project
     runtime: Runtime = field(default_factory=ComposeRuntime)  # replaced by on_engine for another host
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    environ: Mapping[str, str] = field(default_factory=lambda: _THE_PROJECTS)
     on_step: StepHook = lambda step, state, seconds: None
     on_wait: WaitHook = no_wait  # what a health step waits on, at every try
     health_timeout: float = 120.0
@@ -90,6 +95,10 @@ class Applier:
     _digests: dict[str, str] = field(default_factory=dict)  # instance -> what its `start` gave Compose
     _rendered: dict[str, dict[str, Any]] = field(default_factory=dict)  # instance -> its rendered file
     _prove_always: bool = False  # run the trial even when nothing runs (`release`'s own pre-flight)
+
+    def __post_init__(self) -> None:
+        if self.environ is _THE_PROJECTS:
+            self.environ = {**os.environ, **self.project.environ}
 
     def up(self, plan: Plan) -> Outcome:
         target = plan.target

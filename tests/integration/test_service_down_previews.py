@@ -183,3 +183,16 @@ def test_platform_envs_are_all_checked_before_any_changes(platform_home: Path) -
         ("ci", None, "platform ci is not running: nothing to stop")]
     assert done[0].as_dict() == {"env": "dr", "nothing_to_do": True, "secrets_removed": False,
                                  "message": "platform dr is not running: nothing to stop"}
+
+
+def test_platform_operations_leave_the_process_environment_alone(
+        platform_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server runs several apps in one process: `platform down` must not switch every
+    other app's secret store by setting ENVPLANE_SECRETS process-wide."""
+    import os
+
+    from envplane.service import platform
+
+    monkeypatch.delenv("ENVPLANE_SECRETS")
+    platform.down(["ci"])  # nothing runs: it still opens the platform and its store
+    assert os.environ.get("ENVPLANE_SECRETS") is None  # never the whole environ: it holds secrets

@@ -60,3 +60,18 @@ def test_the_local_env_has_no_platform_and_says_so_before_anything_changes(envir
     with pytest.raises(UsageError, match="env local runs services as local processes: it has no platform"):
         layer.check_before_up(project, "local")
     assert not (tmp_path / "home" / "platform" / ".envplane").exists()  # no secret, no state
+
+
+def test_the_platform_store_is_the_projects_own_never_the_process_environment(
+        environ: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside `envplane serve` several apps' jobs share one process: the platform's file store
+    travels with its project, so no other app's deploy can read it from os.environ."""
+    from envplane.apply import Applier
+
+    monkeypatch.setenv("ENVPLANE_SECRETS", "vault")  # what the server's own apps use
+    project = layer.open_platform(environ)
+    assert project.environ["ENVPLANE_SECRETS"] == "file"
+    assert Applier(project).environ["ENVPLANE_SECRETS"] == "file"
+    assert Applier(project, environ={"ENVPLANE_SECRETS": "sops"}).environ["ENVPLANE_SECRETS"] == "sops"
+    monkeypatch.setenv("ENVPLANE_SECRETS_PROBE", "seen")  # the process's other variables still count
+    assert Applier(project).environ["ENVPLANE_SECRETS_PROBE"] == "seen"

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from envplane.backends.secrets import open_secret_store
+from envplane.backends.secrets import KIND_ENV, open_secret_store
 from envplane.backends.secrets.base import SecretStore
 from envplane.backends.secrets.generate import new_password
 from envplane.commands import docker as docker_cmd
@@ -45,7 +45,10 @@ def open_platform(environ: Mapping[str, str]) -> Project:
     for name in SPEC_FILES:
         if not (folder / name).exists() or (folder / name).read_bytes() != (HERE / name).read_bytes():
             shutil.copyfile(HERE / name, folder / name)
-    return load_project(folder / "envplane.yaml", {**environ, PLATFORM_IP: platform_ip(environ)})
+    # Its admin secrets sit in its own file store whatever the process uses: the project
+    # carries that (and every Applier of it reads it), so no one sets it process-wide.
+    return load_project(folder / "envplane.yaml",
+                        {**environ, PLATFORM_IP: platform_ip(environ), KIND_ENV: "file"})
 
 
 def platform_ip(environ: Mapping[str, str]) -> str:

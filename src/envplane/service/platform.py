@@ -1,10 +1,9 @@
 """The platform layer (PostgreSQL, Redis and S3 per env, an app of its own): up and down of
 one or more envs' platforms. Every env is checked before any of them changes.
 
-The platform keeps its admin secrets in its own file store, and provisioning reads which
-store to use from the process environment: these functions set ENVPLANE_SECRETS=file for
-the process, as `envplane platform` always did. A long-running server that also serves apps
-using another store must run them in a process of their own.
+The platform keeps its admin secrets in its own file store: its project carries
+ENVPLANE_SECRETS=file (layer.open_platform) and everything here reads the project's
+variables, so nothing is set process-wide, where a server's other apps would see it.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
 def _platform() -> Project:
     from envplane.platform import layer
 
-    os.environ["ENVPLANE_SECRETS"] = "file"  # the platform keeps its admin secrets itself
     return layer.open_platform(os.environ)
 
 
@@ -53,11 +51,11 @@ def up(envs: list[str], *, timeout: float = 120.0, wait: bool = True,
     done = []
     for target in targets:
         env = target.env.name
-        made = layer.ensure_secrets(target, layer.store(project, os.environ))
+        made = layer.ensure_secrets(target, layer.store(project, project.environ))
         if made:
             report(Note(f"generated {len(made)} admin secret(s) under secret/data/platform/{env}/"))
         started = instances.up(project, env, timeout=timeout, wait=wait, report=report)
-        answered = layer.wait_ready(env, os.environ, timeout)
+        answered = layer.wait_ready(env, project.environ, timeout)
         report(Note(f"✓ answering: {', '.join(answered)}"))
         done.append(PlatformUp(env, started, tuple(made), tuple(answered)))
     return done
@@ -90,7 +88,7 @@ def down(envs: list[str], *, purge: bool = False, yes: bool = False, wait: bool 
     from envplane.target import resolve
 
     project = _platform()
-    secrets = layer.store(project, os.environ)
+    secrets = layer.store(project, project.environ)
     # Every env is checked before any of them stops, as `up` does.
     targets = [layer.with_platform(resolve(project, env)) for env in dict.fromkeys(envs)]
     if purge and not yes:
@@ -134,7 +132,7 @@ def _to_remove(project: Project, target: Target) -> bool:
     from envplane import lifecycle
 
     try:
-        lifecycle.something_to_remove(project, target, True, os.environ)
+        lifecycle.something_to_remove(project, target, True, project.environ)
     except NothingToDo:
         return False
     return True
