@@ -1,5 +1,5 @@
 """`python -m envplane` is the envplane CLI."""
 
-from envplane.cli.main import run
+from envplane.cli import run
 
 run()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from envplane import __version__
+
 ROOT = Path(__file__).resolve().parents[2]
 
 HEAVY = (
@@ -31,7 +33,7 @@ HEAVY = (
 # Runs the console entry point with ARGS and prints, last, every module it imported.
 PROBE = """
 import json, sys
-from envplane.cli.main import run
+from envplane.cli import run
 sys.argv = ["envplane", *json.loads(sys.argv[1])]
 try:
     run()
@@ -57,6 +59,15 @@ def test_help_and_version_load_nothing_heavy(args: tuple[str, ...]) -> None:
     shown, modules = _imported(*args)
     assert shown.strip()  # it did answer
     assert [m for m in modules if any(m == h or m.startswith(f"{h}.") for h in HEAVY)] == []
+
+
+@pytest.mark.parametrize("args", [("version",), ("--version",)], ids=" ".join)
+def test_version_loads_no_command_line(args: tuple[str, ...]) -> None:
+    """The version is the one answer that needs no command line: the entry point prints it
+    before Typer, rich and pydantic load (~0.5 s of CPU, #11)."""
+    shown, modules = _imported(*args)
+    assert shown.strip() == __version__
+    assert [m for m in modules if m.split(".")[0] in ("typer", "click", "rich", "pydantic")] == []
 
 
 def test_a_command_that_needs_the_spec_still_loads_it() -> None:
