@@ -122,6 +122,12 @@ class BackendError(EnvplaneError):
     """A backend (Docker, PostgreSQL, S3, a secret store, ...) refused or failed."""
 
 
+class SecretUnset(BackendError):
+    """A secret the spec names has no value in the store: a person sets it (`envplane
+    secrets set`, the hint). Nothing broke, so the server answers 409, not a backend's 502;
+    it stays a BackendError for the CLI (exit 1) and for an `up` that restores on failure."""
+
+
 class NotFound(EnvplaneError):
     """What the command names is not where it looked: a release, a backup, a running
     container, a secret. The command was right; the world has no such thing (exit 1)."""

@@ -18,7 +18,7 @@ from envplane.backends.database.change import Change
 from envplane.backends.secrets.base import SecretStore
 from envplane.backends.secrets.generate import new_password
 from envplane.compose.dotenv import NotCarried, env_file_text
-from envplane.errors import BackendError, UsageError
+from envplane.errors import BackendError, SecretUnset, UsageError
 from envplane.private import write_private
 from envplane.secret import Secret
 
@@ -499,10 +499,10 @@ def _store_exists(target: Target, root: Path, environ: Mapping[str, str]) -> boo
     return kind != "file" or (root / ".envplane" / "secrets.enc").exists()
 
 
-def _unset(target: Target, service: ServiceTarget, missing: list[str]) -> BackendError:
+def _unset(target: Target, service: ServiceTarget, missing: list[str]) -> SecretUnset:
     env = target.env.name
     instance = f" --pr {target.instance.pr}" if target.instance.pr else ""
-    return BackendError(
+    return SecretUnset(
         f"secret {', '.join(missing)} of service {service.name} is not set for {env} {target.id}",
         f"envplane secrets set {env} {missing[0]} --service {service.name}{instance}  "
         "(the value is read from stdin)",

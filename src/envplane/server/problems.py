@@ -2,9 +2,9 @@
 
 One rule maps envplane's error hierarchy (envplane.errors) to HTTP statuses, as the CLI maps
 it to exit codes: bad input 400, a spec the server holds that is wrong 422, a thing named
-that is not there 404, an instance another operation holds or a gate that said no 409, a
-backend that failed 502, a state store that cannot be reached 503. Every message and hint is
-masked (secret.mask_known) whatever raised it.
+that is not there 404, an instance another operation holds, a gate that said no or a secret
+nobody set 409, a backend that failed 502, a state store that cannot be reached 503. Every
+message and hint is masked (secret.mask_known) whatever raised it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from envplane.errors import (
     GateError,
     LockError,
     NotFound,
+    SecretUnset,
     SpecError,
     StateError,
     UsageError,
@@ -43,6 +44,7 @@ STATUSES: tuple[tuple[type[EnvplaneError], int], ...] = (
     (NotFound, 404),
     (LockError, 409),
     (GateError, 409),
+    (SecretUnset, 409),  # a person sets it; no backend failed
     (BackendError, 502),
     (StateError, 503),
     (Busy, 429),

@@ -1,0 +1,48 @@
+"""#14 hardening: `envplane serve` as an attacker meets it — each test pins a defect found
+against a real `envplane serve` (tests/api_kit.py)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.api_kit import World, make_world, serving
+from tests.support import docker_engine, ensure_busybox_image, need
+
+
+def _finished(api: httpx.Client, job: str, timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found: dict[str, Any] = api.get(f"/api/v1/jobs/{job}").json()
+        if found["state"] != "running" or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)
+
+
+def _needing_a_secret(tmp_path: Path) -> World:
+    world = make_world(tmp_path)
+    spec = world.app_dir / "envplane.yaml"
+    spec.write_text(spec.read_text().replace("    health: /health.txt\n",
+                                             "    health: /health.txt\n    secrets: [API_KEY]\n"))
+    return world
+
+
+def test_a_missing_secret_is_the_clients_problem_naming_the_key_and_the_command(tmp_path: Path) -> None:
+    """A deploy whose service names a secret nobody set answered 502, as if a backend broke:
+    it is a 409 naming the key and the CLI's hint, and no value."""
+    need("a Docker engine", docker_engine(), "run scripts/services/docker.sh")
+    ensure_busybox_image()
+    world = _needing_a_secret(tmp_path)
+    with serving(world) as served:
+        api = httpx.Client(base_url=served.base, headers=world.auth("admin"), timeout=60)
+        started = api.post(f"/api/v1/apps/{world.app}/envs/test/up", json={"pr": 3})
+        assert started.status_code == 202, started.text
+        job = _finished(api, started.json()["id"])
+    assert job["state"] == "failed", job
+    problem = job["problem"]
+    assert problem["status"] == 409 and problem["type"] == "urn:envplane:problem:secret-unset", problem
+    assert problem["detail"] == "secret API_KEY of service web is not set for test pr-3"
+    assert "envplane secrets set test API_KEY --service web --pr 3" in problem["hint"]
