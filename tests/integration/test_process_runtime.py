@@ -71,3 +71,36 @@ def test_up_local_runs_restarts_and_stops_cleanly(tmp_path: Path) -> None:
     assert "stopped" in stderr
     with socket.socket() as s:  # nothing listens any more: the child was stopped too
         assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_ctrl_c_just_after_up_ends_the_run_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C at the moment env local is reported up (the test above sends it right then)
+    ends the run as a person means it: processes stopped, no KeyboardInterrupt escaping."""
+    import threading
+
+    from envplane import actions
+    from envplane.events import Note
+    from envplane.service import instances
+
+    port = free_port()
+    (tmp_path / "server.py").write_text(SERVER)
+    (tmp_path / "compose.yaml").write_text(f"services:\n  api:\n    image: python\n    ports: ['{port}:8000']\n")
+    (tmp_path / "envplane.yaml").write_text(
+        "app: proc\ndomain: example.com\ncompose: compose.yaml\n"
+        f"services:\n  api:\n    public: 8000\n    health: /\n    dev: {sys.executable} server.py\n"
+    )
+    stop = threading.Event()
+
+    def report(event: object) -> None:
+        if isinstance(event, Note) and event.message.endswith(" is up"):
+            stop.set()  # what the CLI's signal handler does before it raises
+            raise KeyboardInterrupt
+
+    project = actions.open_project(tmp_path / "envplane.yaml", os.environ)
+    try:
+        target = instances.run_local(project, "local", stop, timeout=30, report=report)
+    except KeyboardInterrupt:
+        raise AssertionError("Ctrl-C after the app was up escaped the run (the CLI exits 130)") from None
+    assert target.id == "local"
+    with socket.socket() as s:  # the child was stopped
+        assert s.connect_ex(("127.0.0.1", port)) != 0

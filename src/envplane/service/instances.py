@@ -105,15 +105,17 @@ def run_local(project: Project, env: str, stop: threading.Event, *, timeout: flo
     supervisor.start()
     try:
         wait_healthy(checks_for(target), lambda: [], timeout)
-        report(Note(f"{target.app} {target.id} is up"))
-        for service in target.services:
-            if service.url:
-                report(Note(f"  {service.name}: {service.url}"))
+        # From here on Ctrl-C is how a person ends the run, even one that comes while
+        # "is up" is being printed (a person reacts to exactly that line).
         try:
+            report(Note(f"{target.app} {target.id} is up"))
+            for service in target.services:
+                if service.url:
+                    report(Note(f"  {service.name}: {service.url}"))
             while not stop.wait(0.5):
                 pass
         except KeyboardInterrupt:
-            pass  # the way a person ends a local run
+            pass
     finally:
         supervisor.stop()
     return target

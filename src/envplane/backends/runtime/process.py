@@ -53,6 +53,7 @@ class ProcessSupervisor:
         environ = dict(base_env if base_env is not None else os.environ)
         self.printer = printer
         self.stopping = stopping if stopping is not None else threading.Event()
+        self._spawning = threading.Lock()
         self.services = [
             Supervised(
                 name=s.name,
@@ -103,8 +104,10 @@ class ProcessSupervisor:
         for svc in self.services:
             proc = svc.process
             if proc is None or proc.poll() is None or self.stopping.is_set():
-                if proc is None and now >= svc.next_start and not self.stopping.is_set():
-                    self._spawn(svc)
+                if proc is None and now >= svc.next_start:
+                    with self._spawning:
+                        if not self.stopping.is_set():
+                            self._spawn(svc)
                 continue
             ran = now - svc.started_at
             svc.backoff = 1.0 if ran >= STABLE_AFTER else min(svc.backoff * 2, MAX_BACKOFF)
@@ -118,19 +121,35 @@ class ProcessSupervisor:
         self.stopping.wait()
 
     def stop(self, grace: float = 5.0) -> None:
-        self.stopping.set()
+        """Stop every service and what it started: returns when their process groups are gone
+        (the shell `sh -c` exits before the server it started has closed its sockets)."""
+        with self._spawning:  # a restart in flight either lands in `live` or never starts
+            self.stopping.set()
         live = [s.process for s in self.services if s.process and s.process.poll() is None]
         for proc in live:
             _signal_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + grace
         for proc in live:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+        for proc in live:
+            while _group_alive(proc) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if _group_alive(proc):
                 _signal_group(proc, signal.SIGKILL)
-                proc.wait()
+            proc.wait()
 
 
 def _signal_group(proc: subprocess.Popen[str], sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
+
+
+def _group_alive(proc: subprocess.Popen[str]) -> bool:
+    try:
+        os.killpg(proc.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
