@@ -40,17 +40,37 @@ class Session:
     lock_timeout: float = 600.0
     lock_ttl: float = locks.DEFAULT_TTL
     signed_by: Mapping[str, str] | None = None
+    # Locks this session holds, by (app, env, instance); shared by its `replace`d copies.
+    held: dict[tuple[str, str, str], Lock] = field(default_factory=dict)
 
     @contextmanager
     def locked(self, target: Target) -> Iterator[Lock]:
         """The instance's lock, its lease renewed by a heartbeat until the block ends."""
+        with self.holding(target.app, target.env.name, target.id) as lock:
+            yield lock
+
+    @contextmanager
+    def holding(self, app: str, env: str, instance: str) -> Iterator[Lock]:
+        """The instance's lock for a whole operation, `locked` within it being the same lock.
+
+        The rule for a deploy of a commit: lock, then check the commit out in the instance's
+        worktree, then deploy. A check-out before the lock changes the files under a deploy
+        of another commit that holds it, which then runs them under its own sha (#9).
+        """
+        key = (app, env, instance)
+        if key in self.held:
+            yield self.held[key]
+            return
         with (
-            locks.acquire(self.store, target.app, target.env.name, target.id, holder=self.actor,
-                          wait=self.wait, timeout=self.lock_timeout, on_wait=self.on_wait,
-                          ttl=self.lock_ttl) as lock,
+            locks.acquire(self.store, app, env, instance, holder=self.actor, wait=self.wait,
+                          timeout=self.lock_timeout, on_wait=self.on_wait, ttl=self.lock_ttl) as lock,
             locks.heartbeat(lock, self.lock_ttl),
         ):
-            yield lock
+            self.held[key] = lock
+            try:
+                yield lock
+            finally:
+                del self.held[key]
 
     @property
     def who(self) -> str:

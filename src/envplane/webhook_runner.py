@@ -83,14 +83,15 @@ class PreviewRunner:
         pr, sha = int(action.pr or 0), str(action.ref)
         session = lifecycle.Session(self.project, self.store, f"github:{action.sender or 'unknown'}")
         self.say(f"PR {pr} {sha[:12]}: deploying")
-        try:
-            head, target = checked_head(session.project, self.trees, self.env, pr, sha, self.evictable)
-        except EnvplaneError as exc:
-            audit.record(self.store, session.actor, "up", self.project.app, self.env, f"pr-{pr}", "failed",
-                         {"ref": sha, "delivery": action.delivery, "error": exc.message})
-            raise
-        done = up_target(replace(session, project=head), target, ref=sha, build=True,
-                         timeout=self.health_timeout, report=self._report(pr))
+        with session.holding(self.project.app, self.env, f"pr-{pr}"):  # lock, check out, deploy (#9)
+            try:
+                head, target = checked_head(session.project, self.trees, self.env, pr, sha, self.evictable)
+            except EnvplaneError as exc:
+                audit.record(self.store, session.actor, "up", self.project.app, self.env, f"pr-{pr}",
+                             "failed", {"ref": sha, "delivery": action.delivery, "error": exc.message})
+                raise
+            done = up_target(replace(session, project=head), target, ref=sha, build=True,
+                             timeout=self.health_timeout, report=self._report(pr))
         urls = " ".join(done.urls.values()) if done.urls else ""
         self.say(f"PR {pr} {sha[:12]}: up {urls}".rstrip())
 

@@ -62,12 +62,13 @@ def deploy(project: Project, branch: str, env: str = "staging", *, timeout: floa
                          f"`envplane promote VERSION --to {env}`")
     trees = checkouts.Checkouts.of(project, project.spec.webhook.remote)
     trees.check_remote()
-    sha, spec = trees.prepare_branch(env, branch)
-    head = checkouts.head_project(project, spec)
-    # The branch's spec cannot move the env onto other servers, hosts or secret stores.
-    target = actions.resolve_checked(head, env, None, None, lifecycle.known_instances(head, os.environ),
-                                     reference=project)
     session = open_session(project, report, wait)
-    done = instances.up_target(replace(session, project=head), target, ref=f"{branch}@{sha[:12]}", build=True,
-                               timeout=timeout, report=report)
+    with session.holding(project.app, env, env):  # lock, check out, deploy (#9)
+        sha, spec = trees.prepare_branch(env, branch)
+        head = checkouts.head_project(project, spec)
+        # The branch's spec cannot move the env onto other servers, hosts or secret stores.
+        target = actions.resolve_checked(head, env, None, None, lifecycle.known_instances(head, os.environ),
+                                         reference=project)
+        done = instances.up_target(replace(session, project=head), target, ref=f"{branch}@{sha[:12]}",
+                                   build=True, timeout=timeout, report=report)
     return BranchDeploy(branch, sha, done)

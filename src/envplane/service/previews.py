@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,12 +28,15 @@ def up(project: Project, pr: int, *, ref: str | None = None, build: bool = False
     env = preview.preview_env(project.envs)
     if ref is None or not _other_commit(project, ref):
         return instances.up(project, env, pr, ref=ref, build=build, timeout=timeout, wait=wait, report=report)
+    from envplane.names import Instance
     from envplane.service.session import open_session
     from envplane.webhook_runner import checked_head
 
-    head, target = checked_head(project, _worktrees(project), env, pr, ref)
-    session = open_session(head, report, wait)
-    return instances.up_target(session, target, ref=ref, build=True, timeout=timeout, report=report)
+    session = open_session(project, report, wait)
+    with session.holding(project.app, env, Instance(env, pr).id):  # lock, check out, deploy
+        head, target = checked_head(project, _worktrees(project), env, pr, ref)
+        return instances.up_target(replace(session, project=head), target, ref=ref, build=True,
+                                   timeout=timeout, report=report)
 
 
 def checked_ref(project: Project, ref: str | None) -> None:
