@@ -121,3 +121,13 @@ def test_status_loads_nothing_that_changes_instances(tmp_path: Path) -> None:
         next(row for row in json.loads(shown) if row["instance"] == "pr-7").items()  # it did read the store
     assert "sqlalchemy" not in modules
     assert [m for m in modules if m in ("envplane.apply", "envplane.lifecycle", "envplane.provision")] == []
+
+
+def test_status_of_a_compose_app_loads_no_kubernetes_or_swarm_code() -> None:
+    """The example runs on Compose only: its status asks no cluster and no Swarm manager, and
+    loads neither's code (~0.05 s each of a start-up that is the most of status's time, #11)."""
+    shown, modules = _imported("status", "--json", cwd=ROOT / "examples" / "finance-report")
+    assert isinstance(json.loads(shown), list)
+    assert [m for m in modules if m.startswith(("envplane.kubernetes", "envplane.swarm",
+                                                "envplane.backends.runtime.swarm",
+                                                "envplane.backends.runtime.kubernetes"))] == []
