@@ -7,8 +7,10 @@ import os
 import shlex
 import socket
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -16,6 +18,7 @@ from envplane.cli.main import app
 from envplane.cli.output import err
 from envplane.errors import EnvplaneError, UsageError
 from envplane.private import write_in_place
+from envplane.secret import Secret, mask_known
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -44,14 +47,15 @@ def serve(
     if host not in LOOPBACK:
         err.print(f"[yellow]warning:[/] serving on {host}: tokens and passwords travel in clear unless a "
                   "reverse proxy terminates TLS in front (README: envplane serve)")
-    _log_to_stderr()
+    _log_to_stderr(os.environ)
     application = create_app(os.environ)
     # Bound here, before saying where it serves: uvicorn would log a bind failure in its own
     # words after that line and exit 3.
     listening = _listen(host, port)
     err.print(f"envplane serve: http://{_url_host(host)}:{port}/ (API /api/v1, OpenAPI /api/openapi.json)")
+    # log_config=None: uvicorn's lines go through the masked handler of _log_to_stderr.
     config = uvicorn.Config(application, log_level="warning", access_log=False, timeout_graceful_shutdown=5,
-                            lifespan="on")
+                            lifespan="on", log_config=None)
     with listening:
         uvicorn.Server(config).run(sockets=[listening])
 
@@ -65,15 +69,38 @@ def _listen(host: str, port: int) -> socket.socket:
                             "pick another --port, or stop what listens there") from None
 
 
-def _log_to_stderr() -> None:
-    """The server's own lines (webhook deliveries and refusals, jobs that failed) on stderr,
-    which systemd's journal keeps; uvicorn's access log stays off."""
+# The server's own secrets, given in its environment: remembered so its log masks them too
+# (a Vault token is remembered by the Vault store when it is used).
+SECRET_VARIABLES = ("GITHUB_WEBHOOK_SECRET", "ENVPLANE_AUDIT_KEY", "ENVPLANE_SECRET_KEY")
+
+
+class MaskedFormatter(logging.Formatter):
+    """A log line masked as the CLI masks its output (secret.mask_known): every secret value
+    the process met is ***, in the message and in a traceback's text alike."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_known(super().format(record))
+
+
+def _log_to_stderr(environ: Mapping[str, str]) -> None:
+    """The server's own lines (webhook deliveries and refusals, jobs that failed) and
+    uvicorn's, masked, on stderr, which systemd's journal keeps; uvicorn's access log stays off."""
+    for name in SECRET_VARIABLES:
+        if environ.get(name):
+            Secret(environ[name])  # remembered while the command masks (cli.main.run)
+    try:
+        password = urlsplit(environ.get("ENVPLANE_STATE_URL", "")).password
+    except ValueError:  # a URL the store will refuse, in its own words
+        password = None
+    if password:
+        Secret(password)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("envplane")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False  # once, here: a library's root handler (the MCP SDK's) would print each twice
+    handler.setFormatter(MaskedFormatter("%(message)s"))
+    for name in ("envplane", "uvicorn"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.propagate = False  # once: a library's root handler (the MCP SDK's) would print each twice
+    logging.getLogger("envplane").setLevel(logging.INFO)
 
 
 def _url_host(host: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support import cli
 
 SECRETS = {"ENVPLANE_STATE_URL": "postgresql://envplane:pw-in-the-url-123@db/envplane",
@@ -36,3 +38,33 @@ def test_a_different_unit_is_replaced_only_with_force(tmp_path: Path) -> None:
     assert unit.read_text() == "[Unit]\nDescription=mine\n"
     assert cli("serve", "--install-unit", "--unit-file", str(unit), "--force", cwd=tmp_path).returncode == 0
     assert "--port 8470" in unit.read_text()
+
+
+def test_the_servers_log_lines_mask_every_secret_the_process_met(capfd: pytest.CaptureFixture[str]) -> None:
+    """Ours and uvicorn's: a traceback or a message carrying a secret value printed it in
+    clear to the journal; they are masked as the CLI masks its output."""
+    import logging
+
+    from envplane.cli import serve_commands
+    from envplane.secret import Secret, masking
+
+    value, hook = "leaked-value-0123456789", "hook-secret-from-the-env-456"
+    names = ("envplane", "uvicorn", "uvicorn.error")
+    before = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate) for n in names}
+    try:
+        with masking():
+            Secret(value)
+            serve_commands._log_to_stderr({"GITHUB_WEBHOOK_SECRET": hook})
+            try:
+                raise RuntimeError(f"could not use {value}")
+            except RuntimeError:
+                logging.getLogger("envplane.server").exception("job failed with %s", value)
+            logging.getLogger("uvicorn.error").error("uvicorn saw %s and %s", value, hook)
+        said = capfd.readouterr().err
+    finally:
+        for name, (handlers, propagate) in before.items():
+            logging.getLogger(name).handlers[:] = handlers
+            logging.getLogger(name).propagate = propagate
+    assert "job failed with ***" in said and "RuntimeError: could not use ***" in said
+    assert "uvicorn saw *** and ***" in said
+    assert value not in said and hook not in said
