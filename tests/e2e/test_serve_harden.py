@@ -3,12 +3,16 @@ against a real `envplane serve` (tests/api_kit.py)."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from envplane.server import web_session
 from tests.api_kit import World, make_world, serving
 from tests.support import docker_engine, ensure_busybox_image, need
 
@@ -46,3 +50,33 @@ def test_a_missing_secret_is_the_clients_problem_naming_the_key_and_the_command(
     assert problem["status"] == 409 and problem["type"] == "urn:envplane:problem:secret-unset", problem
     assert problem["detail"] == "secret API_KEY of service web is not set for test pr-3"
     assert "envplane secrets set test API_KEY --service web --pr 3" in problem["hint"]
+
+
+def _add_user(world: World, name: str, password: str) -> None:
+    added = subprocess.run([sys.executable, "-m", "envplane", "users", "add", name], input=password + "\n",
+                           text=True, capture_output=True, env=world.environ, cwd=world.app_dir)
+    assert added.returncode == 0, added.stderr
+
+
+def _try_login(base: str, user: str, password: str, client: str) -> int:
+    """One login from `client` (behind the local reverse proxy, which says who in
+    X-Forwarded-For); its status."""
+    browser = httpx.Client(base_url=base, follow_redirects=False, timeout=30,
+                           headers={"X-Forwarded-For": client})
+    form = re.search(r'name="csrf" value="([^"]+)"', browser.get("/login").text)
+    assert form is not None
+    return browser.post("/login", data={"user": user, "password": password, "csrf": form.group(1),
+                                        "next": "/"}).status_code
+
+
+def test_a_stranger_failing_a_users_password_does_not_lock_the_user_out(tmp_path: Path) -> None:
+    """Five wrong passwords for a name locked that name for 15 minutes, whoever typed them:
+    anyone could keep the owner out of the dashboard. Failures count per client and name."""
+    world = make_world(tmp_path)
+    _add_user(world, "alice", "alice-password-1")
+    with serving(world) as served:
+        for _ in range(web_session.MAX_FAILURES):
+            assert _try_login(served.base, "alice", "guess", "203.0.113.7") == 401
+        assert _try_login(served.base, "alice", "guess", "203.0.113.7") == 429  # the guesser waits
+        assert _try_login(served.base, "alice", "alice-password-1", "203.0.113.7") == 429  # even when right
+        assert _try_login(served.base, "alice", "alice-password-1", "198.51.100.2") == 303  # the owner not

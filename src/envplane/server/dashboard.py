@@ -264,15 +264,16 @@ def login(request: Request, user: str = Form(""), password: str = Form(""), csrf
     if not sessions.login_token_ok(request.cookies.get(web_session.LOGIN_COOKIE), csrf):
         return _login_form(request, target, "The login form expired or did not come from this site: "
                            "try again.", user, 403)
-    wait = sessions.refused(user)
+    client = request.client.host if request.client else ""
+    wait = sessions.refused(client, user)
     if wait:
-        return _login_form(request, target, f"Too many failed logins for this name: try again in "
+        return _login_form(request, target, f"Too many failed logins for this name from here: try again in "
                            f"{int(wait // 60) + 1} min.", user, 429)
     principal = check_password(store_of(request), user, password) if user and password else None
     if principal is None:
-        sessions.failed(user)
+        sessions.failed(client, user)
         return _login_form(request, target, "Wrong user name or password.", user, 401)
-    sessions.succeeded(user)
+    sessions.succeeded(client, user)
     _, cookie = sessions.start(principal, password_stamp(store_of(request), principal.name))
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(web_session.COOKIE, cookie, max_age=int(sessions.ttl), httponly=True,

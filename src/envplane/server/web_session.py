@@ -11,8 +11,11 @@ Every form carries a CSRF token: the session's own random token, or before a log
 login form itself) an HMAC of a random value that a short-lived cookie holds (double
 submit). A token is compared in constant time.
 
-A name that failed `MAX_FAILURES` logins within `FAILURE_WINDOW` is refused until the window
-has passed, whatever the password: scrypt makes each guess slow, this bounds how many.
+A client that failed `MAX_FAILURES` logins for one name within `FAILURE_WINDOW` is refused
+for that name until the window has passed, whatever the password: scrypt makes each guess
+slow, this bounds how many. Failures count per client and name, never per name alone, which
+let anyone lock a user out by failing their password. The client is the peer's address, or
+the X-Forwarded-For of a reverse proxy uvicorn trusts (FORWARDED_ALLOW_IPS, 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ class Sessions:
     ttl: float = TTL
     clock: Callable[[], float] = time.time
     _live: dict[str, WebSession] = field(default_factory=dict)
-    _failures: dict[str, list[float]] = field(default_factory=dict)
+    _failures: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (client, name)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- sessions -------------------------------------------------------------------------
@@ -104,25 +107,28 @@ class Sessions:
         return hmac.compare_digest(self._mac("login", cookie).encode(), token.encode())
 
     # -- failed logins ----------------------------------------------------------------------
-    def refused(self, user: str) -> float:
-        """Seconds until `user` may try again (0: now)."""
+    def refused(self, client: str, user: str) -> float:
+        """Seconds until `client` may try `user` again (0: now)."""
         now = self.clock()
         with self._lock:
-            recent = [t for t in self._failures.get(user, []) if now - t < FAILURE_WINDOW]
-            self._failures[user] = recent
+            recent = [t for t in self._failures.get((client, user), []) if now - t < FAILURE_WINDOW]
+            if recent:
+                self._failures[(client, user)] = recent
+            else:
+                self._failures.pop((client, user), None)
             if len(recent) < MAX_FAILURES:
                 return 0.0
             return max(0.0, recent[0] + FAILURE_WINDOW - now)
 
-    def failed(self, user: str) -> None:
+    def failed(self, client: str, user: str) -> None:
         with self._lock:
-            self._failures.setdefault(user, []).append(self.clock())
-            if len(self._failures) > 10_000:  # names are the guesser's choice: bound the table
+            self._failures.setdefault((client, user), []).append(self.clock())
+            if len(self._failures) > 10_000:  # names and addresses are the guesser's choice: bound it
                 self._failures.pop(next(iter(self._failures)))
 
-    def succeeded(self, user: str) -> None:
+    def succeeded(self, client: str, user: str) -> None:
         with self._lock:
-            self._failures.pop(user, None)
+            self._failures.pop((client, user), None)
 
     # -- signing ----------------------------------------------------------------------------
     def _mac(self, purpose: str, value: str) -> str:
