@@ -90,15 +90,7 @@ class Checkouts:
         folder = self.folder(pr)
         with _GIT:
             self._fetch(pr, sha)
-            if _is_worktree(folder):
-                run(git.checkout(folder, sha), what=f"git checkout of PR {pr}", env=_git_env())
-                run(git.clean(folder), what=f"git clean of PR {pr}", env=_git_env())
-            else:
-                self._make_room(pr, evictable)
-                self._discard(folder)
-                make_dirs(folder.parent)  # under .envplane/: private and git-ignored first
-                run(git.worktree_add(self.repo, folder, sha), what=f"git worktree add for PR {pr}",
-                    env=_git_env())
+            self._check_out(folder, sha, f"PR {pr}", lambda: self._make_room(pr, evictable))
         return folder / self.app_dir / self.spec_name
 
     def prepare_branch(self, env: str, branch: str) -> tuple[str, Path]:
@@ -115,15 +107,35 @@ class Checkouts:
                                f"{fetched.stderr.strip()[-300:] or 'not found'}",
                                "is it pushed? `git push origin BRANCH`")
             sha = run(git.commit_of(self.repo, ref), what="git rev-parse", env=_git_env()).stdout.strip()
-            if _is_worktree(folder):
-                run(git.checkout(folder, sha), what=f"git checkout of {branch}", env=_git_env())
-                run(git.clean(folder), what=f"git clean of {branch}", env=_git_env())
-            else:
-                self._discard(folder)
-                make_dirs(folder.parent)  # under .envplane/: private and git-ignored first
-                run(git.worktree_add(self.repo, folder, sha), what=f"git worktree add for {branch}",
-                    env=_git_env())
+            self._check_out(folder, sha, branch)
         return sha, folder / self.app_dir / self.spec_name
+
+    def prepare_commit(self, env: str, sha: str) -> Path:
+        """Check commit `sha` (a full sha, fetched from the remote) out in `env`'s own
+        worktree, the one `prepare_branch` uses; the spec's path inside it. Its caller holds
+        the instance's lock: the worktree is the source of what runs there."""
+        folder = self.home / WORKTREES / f"env-{env}"
+        with _GIT:
+            fetched = run(git.fetch(self.repo, self.remote, sha, f"refs/envplane/{self.app}/env-{env}"),
+                          check=False, what="git fetch", env=_git_env(), timeout=FETCH_SECONDS)
+            if run(git.has_commit(self.repo, sha), check=False, what="git cat-file").returncode != 0:
+                raise NotFound(f"cannot fetch commit {sha[:12]} from remote {self.remote!r}: "
+                               f"{fetched.stderr.strip()[-300:] or 'not found'}",
+                               "is it pushed? `git push origin BRANCH`")
+            self._check_out(folder, sha, f"commit {sha[:12]}")
+        return folder / self.app_dir / self.spec_name
+
+    def _check_out(self, folder: Path, sha: str, what: str, make_room: Callable[[], None] = lambda: None
+                   ) -> None:
+        """`folder`, a worktree of ours, at `sha` with nothing else in it (under _GIT)."""
+        if _is_worktree(folder):
+            run(git.checkout(folder, sha), what=f"git checkout of {what}", env=_git_env())
+            run(git.clean(folder), what=f"git clean of {what}", env=_git_env())
+            return
+        make_room()
+        self._discard(folder)
+        make_dirs(folder.parent)  # under .envplane/: private and git-ignored first
+        run(git.worktree_add(self.repo, folder, sha), what=f"git worktree add for {what}", env=_git_env())
 
     def remove(self, pr: int) -> bool:
         """Remove PR `pr`'s worktree and its fetched ref; False when it had none."""
@@ -183,6 +195,39 @@ class Checkouts:
 def _is_worktree(folder: Path) -> bool:
     return (folder / ".git").is_file() and run(git.head(folder), check=False, what="git rev-parse",
                                                 env=_git_env()).returncode == 0
+
+
+def of_app(project: Project) -> Checkouts:
+    """The app's worktrees, as the webhook keeps them (spec `webhook.remote`, `max_worktrees`)."""
+    return Checkouts.of(project, project.spec.webhook.remote, project.spec.webhook.max_worktrees)
+
+
+def other_commit(project: Project, ref: str) -> bool:
+    """Whether `ref` is a full commit sha that the app's checkout is not at: a deploy of it
+    fetches it into a worktree of the instance's own."""
+    from envplane.release.flow import checked_out
+    from envplane.webhook import SHA
+
+    if not SHA.fullmatch(ref):
+        return False
+    try:
+        checked_out(project.root, ref)
+    except UsageError:
+        return True
+    return False
+
+
+def checked_ref(project: Project, ref: str | None) -> None:
+    """For a caller away from the checkout (API, MCP): a ref is the checkout's commit, or a
+    full commit sha fetched from the app's remote (UsageError otherwise, before any job)."""
+    from envplane.release.flow import checked_out
+
+    if ref is None:
+        return
+    if other_commit(project, ref):
+        of_app(project).check_remote()  # it is fetched from there
+    else:
+        checked_out(project.root, ref)
 
 
 def head_project(server: Project, spec_path: Path) -> Project:

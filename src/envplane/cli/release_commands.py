@@ -56,7 +56,8 @@ def release(
     ctx: typer.Context,
     env: Annotated[str, typer.Argument(help="Where the new version goes first.")] = "staging",
     pr: PrOpt = None,
-    ref: Annotated[str | None, typer.Option("--ref", help="Git ref to release: HEAD's commit.")] = None,
+    ref: Annotated[str | None, typer.Option(
+        "--ref", help="Git ref to release: HEAD's commit, or a full sha from the app's remote.")] = None,
     timeout: TimeoutOpt = 120.0,
     no_wait: NoWaitOpt = False,
     spec: SpecOpt = None,

@@ -128,8 +128,12 @@ def with_version(project: Project, version: str) -> Project:
 
 
 def create(session: lifecycle.Session, env: str, pr: int | None, ref: str | None,
-           on_step: StepHook, health_timeout: float, on_wait: WaitHook = no_wait) -> tuple[Release, Deployed]:
-    """`envplane release staging`: the next version, built once, recorded, deployed."""
+           on_step: StepHook, health_timeout: float, on_wait: WaitHook = no_wait,
+           commit: str | None = None) -> tuple[Release, Deployed]:
+    """`envplane release staging`: the next version, built once, recorded, deployed.
+
+    The files are the checkout's at `ref` (its commit), or, given `commit`, the project is
+    loaded from a worktree of that commit (service.releases checks it out there)."""
     project = session.project
     config = project.env(env)
     _refuse_kubernetes(config.name, config.runtime)
@@ -137,7 +141,8 @@ def create(session: lifecycle.Session, env: str, pr: int | None, ref: str | None
         raise UsageError(f"env {env} takes a version only through its gates (approval among them)",
                          f"release to {config.promote_from or 'staging'} first, then "
                          f"`envplane promote VERSION --to {env}`")
-    commit = checked_out(project.root, ref) if ref else git_commit(project.root, None)
+    if commit is None:
+        commit = checked_out(project.root, ref) if ref else git_commit(project.root, None)
     recorded = [r.version for r in store.list_releases(session.store, project.app)]
     version = str(next_release([*git_tags(project.root), *recorded]))
     commit_tag = f"sha-{commit[:12]}"

@@ -384,7 +384,9 @@ def up(app: AppName, env: EnvName, body: UpRequest, request: Request,
 class ReleaseRequest(BaseModel, extra="forbid"):
     env: str = Field("staging", pattern=NAME, description="Where the new version goes first.")
     pr: int | None = Field(None, ge=1, le=10**9)
-    ref: str | None = Field(None, max_length=200, description="The checkout's commit.")
+    ref: str | None = Field(None, max_length=200,
+                            description="The checkout's commit, or any commit of the app's remote (a full "
+                                        "sha, fetched into a worktree of the instance's own).")
     timeout: float = Field(120.0, gt=0, le=3600)
 
 
@@ -392,11 +394,12 @@ class ReleaseRequest(BaseModel, extra="forbid"):
              summary="Build the next version once, record its images, deploy it (a job)")
 def release(app: AppName, body: ReleaseRequest, request: Request,
             principal: Annotated[Principal, Depends(principal_of)]) -> JSONResponse:
-    from envplane.service import instances, releases
+    from envplane import checkouts
+    from envplane.service import releases
 
     allow(principal, "deploy", body.env)
     project = acting(context(request), app, principal, body.env)
-    instances.checked_ref(project, body.ref)  # a ref the checkout is not at: 4xx now, no job
+    checkouts.checked_ref(project, body.ref)  # the checkout's commit, or a sha to fetch: else 4xx, no job
 
     def work(report: Report) -> dict[str, Any]:
         return releases.create(project, body.env, body.pr, body.ref, timeout=body.timeout,

@@ -204,13 +204,17 @@ class Tools:
 
     def release(self, ctx: Context, app: str = "", env: str = "staging", ref: str | None = None
                 ) -> dict[str, Any]:
-        """Build the next version once (v1.0.44 -> v1.0.45), record its images and deploy it
-        to staging; production then takes that same version only through `promote`."""
+        """Build the next version once (v1.0.44 -> v1.0.45) from the server's checkout, or
+        from commit `ref` (a full sha, fetched from the app's remote into a worktree of its
+        own), record its images and deploy it to staging; production then takes that same
+        version only through `promote`."""
+        from envplane import checkouts
         from envplane.service import releases
 
         caller, project, env = self._changer(ctx, app, lambda p: env)
 
         def work() -> dict[str, Any]:
+            checkouts.checked_ref(project, ref)  # the checkout's commit, or a sha it fetches
             made = releases.create(project, env, ref=ref, wait=False, report=_progress(ctx, project))
             return {"version": made.version, "commit": made.commit, "deployed": made.deployed.as_dict()}
 

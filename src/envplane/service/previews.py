@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from envplane import checkouts, lifecycle, preview
-from envplane.errors import NothingToDo, UsageError
+from envplane.errors import NothingToDo
 from envplane.events import Note, Report, ignore
 from envplane.preview import Collected
 from envplane.service import instances
@@ -26,7 +26,7 @@ def up(project: Project, pr: int, *, ref: str | None = None, build: bool = False
     `ref` is a commit sha the checkout is not at, of that commit fetched into the PR's own
     worktree and built from it, as the webhook does (the server's checkout stays as it is)."""
     env = preview.preview_env(project.envs)
-    if ref is None or not _other_commit(project, ref):
+    if ref is None or not checkouts.other_commit(project, ref):
         return instances.up(project, env, pr, ref=ref, build=build, timeout=timeout, wait=wait, report=report)
     from envplane.names import Instance
     from envplane.service.session import open_session
@@ -34,7 +34,7 @@ def up(project: Project, pr: int, *, ref: str | None = None, build: bool = False
 
     session = open_session(project, report, wait)
     with session.holding(project.app, env, Instance(env, pr).id):  # lock, check out, deploy
-        head, target = checked_head(project, _worktrees(project), env, pr, ref)
+        head, target = checked_head(project, checkouts.of_app(project), env, pr, ref)
         return instances.up_target(replace(session, project=head), target, ref=ref, build=True,
                                    timeout=timeout, report=report)
 
@@ -42,31 +42,7 @@ def up(project: Project, pr: int, *, ref: str | None = None, build: bool = False
 def checked_ref(project: Project, ref: str | None) -> None:
     """For a caller away from the checkout (API, MCP): a ref is the checkout's commit, or a
     full commit sha that `up` fetches from the checkout's remote (UsageError otherwise)."""
-    if ref is None:
-        return
-    if _other_commit(project, ref):
-        _worktrees(project).check_remote()  # it is fetched from there
-    else:
-        instances.checked_ref(project, ref)
-
-
-def _worktrees(project: Project) -> checkouts.Checkouts:
-    """The PR worktrees, as the webhook keeps them (spec `webhook.remote`, `max_worktrees`)."""
-    return checkouts.Checkouts.of(project, project.spec.webhook.remote, project.spec.webhook.max_worktrees)
-
-
-def _other_commit(project: Project, ref: str) -> bool:
-    """Whether `ref` is a full commit sha that the checkout is not at."""
-    from envplane.release.flow import checked_out
-    from envplane.webhook import SHA
-
-    if not SHA.fullmatch(ref):
-        return False
-    try:
-        checked_out(project.root, ref)
-    except UsageError:
-        return True
-    return False
+    checkouts.checked_ref(project, ref)
 
 
 @dataclass(frozen=True)

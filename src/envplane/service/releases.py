@@ -9,7 +9,7 @@ or the OS user), and `vouch` the server's signature for the user it authenticate
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,13 +54,27 @@ class Released:
 def create(project: Project, env: str = "staging", pr: int | None = None, ref: str | None = None, *,
            timeout: float = 120.0, wait: bool = True, actor: str | None = None,
            report: Report = ignore) -> Released:
-    """Build the next version once (v1.0.44 -> v1.0.45), record its images, deploy it."""
+    """Build the next version once (v1.0.44 -> v1.0.45), record its images, deploy it: of
+    the checkout's files; or, when `ref` is a commit sha the checkout is not at, of that
+    commit fetched from the app's remote into a worktree of the instance's own (the
+    server's checkout stays as it is)."""
+    from envplane import checkouts
+    from envplane.names import Instance
     from envplane.release import flow
 
     checked(project, None, env)
     progress = Progress(report)
     session = open_session(project, report, wait, actor=actor)
-    made, deployed = flow.create(session, env, pr, ref, progress.step, timeout, progress.waiting)
+    if ref is None or not checkouts.other_commit(project, ref):
+        made, deployed = flow.create(session, env, pr, ref, progress.step, timeout, progress.waiting)
+        return Released(made.version, made.commit, made.images, deployed)
+    trees = checkouts.of_app(project)
+    trees.check_remote()
+    with session.holding(project.app, env, Instance(env, pr).id):  # lock, check out, deploy (#9)
+        spec = trees.prepare(pr, ref, tuple) if pr is not None else trees.prepare_commit(env, ref)
+        head = checkouts.head_project(project, spec)
+        made, deployed = flow.create(replace(session, project=head), env, pr, ref, progress.step, timeout,
+                                     progress.waiting, commit=ref)
     return Released(made.version, made.commit, made.images, deployed)
 
 
