@@ -1,4 +1,5 @@
-"""Cold start of the CLI (issue 11): `envplane --help`, `version`, `plan staging` on the example.
+"""Cold start of the CLI (issue 11): `envplane --help`, `version`, `plan staging` and `status` on
+the example.
 
 Each run is a new process, as a user's is. The commands run in rounds, one of each per round,
 so that a busy machine slows all of them alike (paired runs); besides wall time each run's CPU
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -47,6 +49,8 @@ CASES: dict[str, list[str]] = {
     "envplane plan staging": [*ENVPLANE, "plan", "staging"],
     "envplane plan staging --json": [*ENVPLANE, "plan", "staging", "--json"],
 }
+if shutil.which("docker"):  # status asks the engine (one `docker ps` of the app's containers)
+    CASES["envplane status --json"] = [*ENVPLANE, "status", "--json"]
 
 
 def once(args: list[str], src: str | None) -> tuple[float, float]:
