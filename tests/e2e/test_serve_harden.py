@@ -80,3 +80,28 @@ def test_a_stranger_failing_a_users_password_does_not_lock_the_user_out(tmp_path
         assert _try_login(served.base, "alice", "guess", "203.0.113.7") == 429  # the guesser waits
         assert _try_login(served.base, "alice", "alice-password-1", "203.0.113.7") == 429  # even when right
         assert _try_login(served.base, "alice", "alice-password-1", "198.51.100.2") == 303  # the owner not
+
+
+def test_head_of_a_dashboard_page_answers_as_get_without_a_body(tmp_path: Path) -> None:
+    """HEAD / and HEAD /login answered 405: link checkers and monitors saw a broken site."""
+    world = make_world(tmp_path)
+    _add_user(world, "alice", "alice-password-1")
+    with serving(world) as served:
+        anonymous = httpx.Client(base_url=served.base, follow_redirects=False, timeout=30)
+        for path in ("/login", "/static/dashboard.css", "/"):
+            got, head = anonymous.get(path), anonymous.head(path)
+            assert head.status_code == got.status_code != 405, (path, head.status_code)
+            assert head.content == b"" and (got.content or got.status_code == 303)
+            assert head.headers.get("content-type") == got.headers.get("content-type"), path
+            assert head.headers.get("location") == got.headers.get("location")
+        browser = httpx.Client(base_url=served.base, follow_redirects=False, timeout=30)
+        form = re.search(r'name="csrf" value="([^"]+)"', browser.get("/login").text)
+        assert form is not None
+        signed = browser.post("/login", data={"user": "alice", "password": "alice-password-1",
+                                              "csrf": form.group(1), "next": "/"})
+        assert signed.status_code == 303
+        for path in ("/", "/audit", "/jobs", f"/apps/{world.app}/releases"):
+            head = browser.head(path)
+            assert head.status_code == 200 and head.content == b"", (path, head.status_code)
+            assert "default-src 'self'" in head.headers["content-security-policy"]
+        assert "HEAD" in anonymous.request("PUT", "/login").headers["allow"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -218,14 +218,24 @@ def _openapi_with_problems(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise it
 
 
-def _allowed(request: Request) -> str:
+def _allowed(request: Request, said: str = "") -> str:
     """Every method of the path: Starlette names only those of the first route that matched
     it (GET and POST of /api/v1/apps/{app}/releases are two routes)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
+    methods = {m.strip() for m in said.split(",") if m.strip()}
+    for route in _routes(request.app.router.routes):
+        if route.methods and route.matches(request.scope)[0] != Match.NONE:
             methods |= route.methods
     return ", ".join(sorted(methods))
+
+
+def _routes(routes: list[Any]) -> Iterator[Any]:
+    """Every route, those of included routers too: FastAPI 0.165 nests them (its Allow went
+    empty), older ones list them flat."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:
+        return (r for r in routes if isinstance(r, Route))
+    return iter(iter_route_contexts(routes))
 
 
 def _problem(status: int, document: dict[str, Any], headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -242,7 +252,7 @@ def _problem_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         headers = dict(getattr(error, "headers", None) or {})
         if error.status_code == 405:
-            headers["Allow"] = _allowed(request)
+            headers["Allow"] = _allowed(request, headers.get("Allow", ""))
         return _problem(error.status_code, problems.body(error.status_code, str(error.detail)), headers)
 
     @app.exception_handler(RequestValidationError)

@@ -56,7 +56,14 @@ class Refused(Exception):
 
 
 class _Route(APIRoute):
-    """Turns Refused and EnvplaneError into the dashboard's own pages (HTML, not JSON)."""
+    """Turns Refused and EnvplaneError into the dashboard's own pages (HTML, not JSON); a page
+    answers HEAD as GET (uvicorn sends no body), which FastAPI's GET routes refused with 405.
+    A live stream does not: its HEAD would hold a connection open for nothing."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        if self.methods and "GET" in self.methods and not path.endswith("/stream"):
+            self.methods.add("HEAD")
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
