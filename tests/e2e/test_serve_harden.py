@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +106,35 @@ def test_head_of_a_dashboard_page_answers_as_get_without_a_body(tmp_path: Path) 
             assert head.status_code == 200 and head.content == b"", (path, head.status_code)
             assert "default-src 'self'" in head.headers["content-security-policy"]
         assert "HEAD" in anonymous.request("PUT", "/login").headers["allow"]
+
+
+def test_the_webhook_answers_a_stranger_the_same_for_every_app_name(tmp_path: Path) -> None:
+    """An unregistered app answered 404 "app … is not registered" where a registered one said
+    401 to the same forged request: anyone could list a server's apps. A request not signed
+    with the server's secret gets the same answer whatever the name; GitHub's (signed) still
+    hears why an app cannot take it."""
+    from envplane.secret import Secret
+    from envplane.webhook import signature
+    from tests.support import busybox_repo
+
+    secret = "harden-webhook-secret-0123456789"
+    name = f"wh{uuid.uuid4().hex[:6]}"
+    app, _ = busybox_repo(tmp_path, "apps/web", name)
+    world = make_world(tmp_path, app, name, {"GITHUB_WEBHOOK_SECRET": secret})
+    body = b'{"action": "opened"}'
+
+    def post(app_name: str, headers: dict[str, str], content: bytes = body) -> tuple[int, Any]:
+        answer = httpx.post(f"{served.base}/hooks/github/{app_name}", content=content, timeout=30,
+                            headers={"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": str(uuid.uuid4()),
+                                     **headers})
+        return answer.status_code, answer.json()
+
+    forged = {"X-Hub-Signature-256": signature(Secret("not-the-secret"), body)}
+    with serving(world) as served:
+        for headers in (forged, {}):
+            registered = post(world.app, headers)
+            assert registered[0] == 401, registered
+            for stranger in ("nosuchapp", "x" * 64, "Bad.Name"):
+                assert post(stranger, headers) == registered, stranger
+        signed = post("nosuchapp", {"X-Hub-Signature-256": signature(Secret(secret), body)})
+        assert signed[0] == 404 and "nosuchapp" in signed[1]["error"], signed

@@ -28,12 +28,12 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from envplane import __version__
-from envplane.errors import EnvplaneError
+from envplane.errors import EnvplaneError, NotFound
 from envplane.secret import mask_known
 from envplane.server import api, mcp_http, metrics, problems, scheduler
 from envplane.server.hooks import Hooks
 from envplane.server.jobs import Jobs
-from envplane.webhook import Answer
+from envplane.webhook import Answer, Receiver
 
 log = logging.getLogger("envplane.server")
 STOP_TIMEOUT = 600.0  # seconds the server waits at shutdown for running jobs to end
@@ -155,16 +155,29 @@ def _dashboard(app: FastAPI, ctx: api.Context) -> None:
     ctx.session_principal = session_principal
 
 
+class _Signed(Exception):
+    """A request to an app that cannot take deliveries passed the signature check."""
+
+
 def _github_hook(app: FastAPI, hooks: Hooks) -> None:
+    # For a name that cannot take deliveries (not registered, not a git clone, a bad name):
+    # the checks of a registered app's receiver, so a request not signed with the server's
+    # secret is refused exactly as there, and a stranger cannot tell which apps exist.
+    gatekeeper = _gatekeeper(hooks.environ)
+
     @app.post("/hooks/github/{name}", include_in_schema=False)
     async def github(name: str, request: Request) -> JSONResponse:
         """GitHub's webhook for the app `name` (README: envplane serve, webhooks)."""
-        if not NAME.match(name):
-            return _hook_answer(404, {"error": "no such app"})
+        why: JSONResponse | None = None  # what a signed request hears when the app cannot take it
         try:
+            if not NAME.match(name):
+                raise NotFound(f"no app may be named {name!r}")
             receiver = await anyio.to_thread.run_sync(hooks.receiver, name)
         except EnvplaneError as error:  # not registered, no secret, not a git clone: GitHub shows it
-            return _hook_answer(404, {"error": mask_known(error.message), "hint": mask_known(error.hint)})
+            why = _hook_answer(404, {"error": mask_known(error.message), "hint": mask_known(error.hint)})
+            if gatekeeper is None:  # no secret: every name answers this same 404
+                return why
+            receiver = gatekeeper
 
         def read(size: int) -> bytes:
             # Called by the receiver only once the Content-Length was checked (at most MAX_BODY);
@@ -175,12 +188,35 @@ def _github_hook(app: FastAPI, hooks: Hooks) -> None:
             try:
                 return receiver.receive(dict(request.headers), request.headers.get("content-length"), read,
                                         request.client.host if request.client else "?")
+            except _Signed:
+                raise
             except Exception as error:  # e.g. the state store is down: GitHub sees a failed delivery
                 receiver.write(f"webhook: could not take a request: {type(error).__name__}: {error}")
                 return Answer(500, {"error": "the webhook could not take this delivery; see its log"})
 
-        answer = await anyio.to_thread.run_sync(take)
+        try:
+            answer = await anyio.to_thread.run_sync(take)
+        except _Signed:  # GitHub's (or the operator's) request: it hears why
+            assert why is not None
+            return why
         return _hook_answer(answer.status, answer.body)
+
+
+def _gatekeeper(environ: Mapping[str, str]) -> Receiver | None:
+    """A receiver with the server's secret that raises _Signed for a request it would take."""
+    from envplane.secret import Secret
+    from envplane.server.hooks import SECRET_ENV
+    from envplane.spec.models import WebhookSpec
+
+    value = environ.get(SECRET_ENV)
+    if not value:
+        return None
+
+    def signed(delivery: str) -> bool:
+        raise _Signed
+
+    return Receiver(Secret(value), WebhookSpec(), signed, lambda action: None, lambda refusal: None,
+                    logging.getLogger("envplane.webhook").info)
 
 
 async def _body(request: Request) -> bytes:
