@@ -1,4 +1,6 @@
-"""GitHub `pull_request` webhooks -> preview actions, with no HTTP server in the logic.
+"""GitHub webhooks -> actions, with no HTTP server in the logic: `pull_request` events
+deploy previews, and `push` events to the branch `webhook.release_on_push` names release
+its new head (off by default).
 
 `Receiver.receive` takes what any HTTP front end has (headers, a Content-Length, a way to
 read the body, the peer) and answers a status and a JSON body, in this order:
@@ -41,12 +43,17 @@ DELIVERY = re.compile(r"^[A-Za-z0-9-]{1,100}$")
 
 @dataclass(frozen=True)
 class Action:
-    kind: str  # "up" | "close" | "ignore"
-    pr: int | None = None
-    ref: str | None = None  # the PR's head sha
+    kind: str  # "up" | "close" | "release" | "ignore"
+    pr: int | None = None  # None for a push
+    ref: str | None = None  # the PR's head sha, or the pushed commit
     reason: str = ""
     sender: str = ""  # the GitHub login that caused the event
     delivery: str = ""
+
+    @property
+    def label(self) -> str:
+        """What the action is about, for log lines: "PR 7", "push to main"."""
+        return f"PR {self.pr}" if self.pr is not None else self.reason
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,8 @@ def read_event(headers: Mapping[str, str], body: bytes, policy: WebhookSpec) -> 
     event = headers.get("x-github-event", "")
     if event == "ping":
         return Action("ignore", reason="ping", delivery=delivery)
+    if event == "push":
+        return read_push(body, policy, delivery)
     if event != "pull_request":
         why = f"event {event[:50] or '(none)'} is not pull_request"
         return Action("ignore", reason=why, delivery=delivery)
@@ -114,6 +123,32 @@ def read_event(headers: Mapping[str, str], body: bytes, policy: WebhookSpec) -> 
     if barred is not None:
         return Refusal(403, barred, signed=True, pr=pr.number, ref=pr.sha, sender=sender)
     return Action("up", pr.number, pr.sha, action, sender, delivery)
+
+
+def read_push(body: bytes, policy: WebhookSpec, delivery: str) -> Action | Refusal:
+    """A push to the branch of `webhook.release_on_push` releases its new head; any other
+    push (another branch, a tag, a deleted branch), or any push with the setting off, is
+    ignored."""
+    rule = policy.release_on_push
+    if rule is None:
+        return Action("ignore", reason="push events release nothing (webhook.release_on_push is off)",
+                      delivery=delivery)
+    try:
+        payload = json.loads(body)
+        ref, sha = payload["ref"], payload["after"]
+        if not isinstance(ref, str) or not isinstance(sha, str):
+            raise TypeError("ref and after must be strings")
+        sender = str((payload.get("sender") or {}).get("login") or "")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return Refusal(400, f"not a push payload: {str(exc)[:100]}", signed=True)
+    if ref != f"refs/heads/{rule.branch}":
+        return Action("ignore", reason=f"a push to {ref[:100]} releases nothing", sender=sender,
+                      delivery=delivery)
+    if payload.get("deleted") is True or set(sha) == {"0"}:
+        return Action("ignore", reason=f"branch {rule.branch} was deleted", sender=sender, delivery=delivery)
+    if not SHA.match(sha):
+        return Refusal(400, "not a push payload: after must be a full commit sha", signed=True)
+    return Action("release", None, sha, f"push to {rule.branch}", sender, delivery)
 
 
 def pull_request(data: Any) -> PullRequest:

@@ -2,7 +2,9 @@
 
 An action waits while its PR has one running. A newer action for a PR replaces the one
 still waiting (two pushes during a build deploy the last only); the running one finishes.
-PRs are served in the order their waiting action first arrived.
+PRs are served in the order their waiting action first arrived. Releases of pushed commits
+(no PR) queue the same way as one more "PR", numbered 0: one at a time, the newest push
+waiting replacing an older one.
 """
 
 from __future__ import annotations
@@ -34,10 +36,10 @@ class PreviewQueue:
         return self
 
     def submit(self, action: Action) -> None:
-        assert action.pr is not None
+        key = action.pr or 0
         with self.changed:
-            old = self.waiting.pop(action.pr, None)
-            self.waiting[action.pr] = action  # at the back: a PR pushed to again waits its turn
+            old = self.waiting.pop(key, None)
+            self.waiting[key] = action  # at the back: a PR pushed to again waits its turn
             self.changed.notify_all()
         if old is not None:
             self.superseded(old, action)

@@ -67,7 +67,11 @@ class PreviewRunner:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, action: Action) -> None:
-        assert action.pr is not None and action.ref is not None
+        assert action.ref is not None
+        if action.kind == "release":
+            self.release(action)
+            return
+        assert action.pr is not None
         with self.lock:
             self.busy.add(action.pr)
         try:
@@ -91,9 +95,34 @@ class PreviewRunner:
                              "failed", {"ref": sha, "delivery": action.delivery, "error": exc.message})
                 raise
             done = up_target(replace(session, project=head), target, ref=sha, build=True,
-                             timeout=self.health_timeout, report=self._report(pr))
+                             timeout=self.health_timeout, report=self._report(f"PR {pr}"))
         urls = " ".join(done.urls.values()) if done.urls else ""
         self.say(f"PR {pr} {sha[:12]}: up {urls}".rstrip())
+
+    def release(self, action: Action) -> None:
+        """A push to `webhook.release_on_push`'s branch: the next version of that very commit,
+        released to the setting's env as `envplane release ENV --ref SHA` does (the commit
+        fetched into the env's own worktree under its lock when the server's checkout is not
+        at it); audited as `push` under github:{sender}, whatever the outcome."""
+        from envplane.service import releases
+
+        rule = self.project.spec.webhook.release_on_push
+        assert rule is not None  # the receiver makes release actions only when it is set
+        sha, actor = str(action.ref), f"github:{action.sender or 'unknown'}"
+        detail = {"ref": sha, "branch": rule.branch, "delivery": action.delivery}
+        self.say(f"{action.label} {sha[:12]}: releasing to {rule.env}")
+        try:
+            made = releases.create(self.project, rule.env, None, sha, timeout=self.health_timeout,
+                                   actor=actor, report=self._report(action.label))
+        except Exception as exc:
+            error = exc.message if isinstance(exc, EnvplaneError) else f"{type(exc).__name__}: {exc}"[:500]
+            audit.record(self.store, actor, "push", self.project.app, rule.env, rule.env, "failed",
+                         {**detail, "error": error})
+            raise
+        audit.record(self.store, actor, "push", self.project.app, rule.env, rule.env, "ok",
+                     {**detail, "version": made.version})
+        urls = " ".join(made.deployed.urls.values()) if made.deployed.urls else ""
+        self.say(f"{action.label} {sha[:12]}: {made.version} released to {rule.env} {urls}".rstrip())
 
     def close(self, action: Action) -> None:
         pr = int(action.pr or 0)
@@ -111,7 +140,7 @@ class PreviewRunner:
         records = instances.list_instances(self.store, self.project.app, self.env)
         return [pr for pr in preview.evictable(self.trees.present(), records) if pr not in busy]
 
-    def _report(self, pr: int, every: float = 10.0) -> Report:
+    def _report(self, label: str, every: float = 10.0) -> Report:
         """Finished steps and notes as log lines; what a step waits on, every `every` s."""
         shown = [0.0]
 
@@ -124,6 +153,6 @@ class PreviewRunner:
                 shown[0] = event.seconds
             else:
                 shown[0] = 0.0
-            self.say(f"PR {pr}: {line(event)}")
+            self.say(f"{label}: {line(event)}")
 
         return report

@@ -123,7 +123,10 @@ def test_the_webhook_policy_is_read_from_the_spec(tmp_path: Path) -> None:
     assert (policy.allow_forks, policy.authors, policy.max_worktrees, policy.remote) == (
         True, ["alice", "bob-2"], 3, "origin")
     default = load_project(app(tmp_path / "plain"), {}).spec.webhook
-    assert (default.allow_forks, default.authors) == (False, None)
+    assert (default.allow_forks, default.authors, default.release_on_push) == (False, None, None)
+    pushed = SPEC + "webhook:\n  release_on_push: {branch: main}\n"
+    rule = load_project(app(tmp_path / "pushed", spec=pushed), {}).spec.webhook.release_on_push
+    assert rule is not None and (rule.branch, rule.env) == ("main", "staging")
 
 
 @pytest.mark.parametrize(("webhook", "expected"), [
@@ -135,6 +138,19 @@ def test_the_webhook_policy_is_read_from_the_spec(tmp_path: Path) -> None:
     ("webhook:\n  max_worktrees: 0\n", "webhook.max_worktrees: input should be greater than or equal to 1 (envplane.yaml:8)"),
     ("webhook:\n  remote: --upload-pack=x\n", "webhook.remote: must be the name of a git remote, e.g. origin "
                                              "(envplane.yaml:8)"),
+    ("webhook:\n  release_on_push: main\n", "webhook.release_on_push: must be a mapping (envplane.yaml:8)"),
+    ("webhook:\n  release_on_push: {env: staging}\n", "webhook.release_on_push.branch: is required "
+                                                      "(envplane.yaml:8)"),
+    ("webhook:\n  release_on_push: {branch: main..x}\n", "webhook.release_on_push.branch: 'main..x' is not a "
+                                                         "branch name (envplane.yaml:8)"),
+    ("webhook:\n  release_on_push:\n    branch: main\n    env: nope\n",
+     "webhook.release_on_push.env: unknown environment 'nope' (envplane.yaml:10)"),
+    ("webhook:\n  release_on_push:\n    branch: main\n    env: production\n",
+     "webhook.release_on_push.env: env production takes a version only through its gates (approval among "
+     "them) (envplane.yaml:10)"),
+    ("webhook:\n  release_on_push:\n    branch: main\n    env: test\n",
+     "webhook.release_on_push.env: env test has no single instance on an engine that a release could go to "
+     "(envplane.yaml:10)"),
 ])
 def test_a_bad_webhook_policy_names_file_line_and_field(tmp_path: Path, webhook: str, expected: str) -> None:
     assert spec_problems(tmp_path, webhook) == [expected]

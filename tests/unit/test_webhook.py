@@ -72,6 +72,42 @@ def test_other_events_are_ignored() -> None:
     assert isinstance(verdict, Action) and verdict.kind == "ignore"
 
 
+def push(ref: str = "refs/heads/main", after: str = SHA_B, **extra: Any) -> bytes:
+    """A push event shaped as GitHub sends it (the fields envplane reads)."""
+    return json.dumps({"ref": ref, "before": "a" * 40, "after": after, "created": False, "deleted": False,
+                       "sender": {"login": "alice"}, "repository": {"full_name": REPO}, **extra}).encode()
+
+
+RELEASE_MAIN = WebhookSpec.model_validate({"release_on_push": {"branch": "main"}})
+
+
+def test_a_push_to_the_release_branch_releases_that_commit() -> None:
+    body = push()
+    verdict = decide(lower(headers(body, kind="push")), body, SECRET, RELEASE_MAIN)
+    assert verdict == Action("release", None, SHA_B, "push to main", "alice", "d-1")
+    assert RELEASE_MAIN.release_on_push is not None and RELEASE_MAIN.release_on_push.env == "staging"
+
+
+def test_pushes_release_nothing_when_off_or_elsewhere() -> None:
+    for policy, body, why in (
+            (WebhookSpec(), push(), "webhook.release_on_push is off"),  # the default
+            (RELEASE_MAIN, push("refs/heads/feature"), "a push to refs/heads/feature releases nothing"),
+            (RELEASE_MAIN, push("refs/tags/v1.2.3"), "a push to refs/tags/v1.2.3 releases nothing"),
+            (RELEASE_MAIN, push(after="0" * 40, deleted=True), "branch main was deleted"),
+            (RELEASE_MAIN, push(after="0" * 40), "branch main was deleted")):
+        verdict = decide(lower(headers(body, kind="push")), body, SECRET, policy)
+        assert isinstance(verdict, Action) and verdict.kind == "ignore" and why in verdict.reason, verdict
+
+
+def test_a_push_is_signed_and_well_formed_or_refused() -> None:
+    body = push()
+    assert decide(lower(headers(body, kind="push", secret=Secret("forged"))), body, SECRET, RELEASE_MAIN) == \
+        Refusal(401, "bad or missing X-Hub-Signature-256")
+    for bad in (push(after="HEAD~1"), push(after="--upload-pack=x"), b'{"ref": 1}', b"[]"):
+        verdict = decide(lower(headers(bad, kind="push")), bad, SECRET, RELEASE_MAIN)
+        assert isinstance(verdict, Refusal) and verdict.status == 400, (bad, verdict)
+
+
 def test_a_fork_pr_is_refused_by_default_with_the_reason() -> None:
     body = event("opened", head_repo="mallory/shop")
     verdict = decide(lower(headers(body)), body, SECRET)

@@ -165,12 +165,12 @@ def webhook_command(
 
     def failed(action: webhook.Action, error: BaseException) -> None:
         why = error.message if isinstance(error, EnvplaneError) else f"{type(error).__name__}: {error}"
-        say(f"PR {action.pr} {(action.ref or '')[:12]}: failed: {why}")
+        say(f"{action.label} {(action.ref or '')[:12]}: failed: {why}")
         if debug:
             say("".join(traceback.format_exception(error)).rstrip())
 
     def superseded(old: webhook.Action, new: webhook.Action) -> None:
-        say(f"PR {old.pr} {(old.ref or '')[:12]}: superseded by {(new.ref or '')[:12]} before it started")
+        say(f"{old.label} {(old.ref or '')[:12]}: superseded by {(new.ref or '')[:12]} before it started")
 
     def audit_refusal(refusal: webhook.Refusal) -> None:
         audit.record(session.store, f"github:{refusal.sender or 'unknown'}", "webhook", project.app, env,

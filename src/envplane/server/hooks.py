@@ -91,7 +91,9 @@ class Hooks:
 
         def run(action: Action) -> None:
             """The action as a job of the server, in the queue's worker (one per PR at a time)."""
-            kind = "preview-up" if action.kind == "up" else "preview-closed"
+            kind = {"up": "preview-up", "close": "preview-closed"}.get(action.kind, action.kind)
+            released = policy.release_on_push.env if policy.release_on_push else env
+            where = (env, f"pr-{action.pr}") if action.pr is not None else (released, released)
 
             def work(report: Callable[[Note], None]) -> dict[str, object]:
                 def said(line: str) -> None:
@@ -101,11 +103,11 @@ class Hooks:
                 replace(runner, say=said)(action)  # same worktrees, same busy set and lock
                 return {"pr": action.pr, "sha": action.ref, "delivery": action.delivery}
 
-            self.jobs.run(kind, project.app, env, f"pr-{action.pr}", f"github:{action.sender or 'unknown'}",
+            self.jobs.run(kind, project.app, *where, f"github:{action.sender or 'unknown'}",
                           work, on_end=lambda job: _ended(job, say))
 
         def superseded(old: Action, new: Action) -> None:
-            say(f"PR {old.pr} {(old.ref or '')[:12]}: superseded by {(new.ref or '')[:12]} before it started")
+            say(f"{old.label} {(old.ref or '')[:12]}: superseded by {(new.ref or '')[:12]} before it started")
 
         queue = PreviewQueue(run, WORKERS, superseded).start()
         self._queues.append(queue)

@@ -11,7 +11,6 @@ gate takes a version only through `promote`.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,10 +20,7 @@ from envplane.events import Report, ignore
 from envplane.service import instances
 from envplane.service.session import open_session
 from envplane.spec.load import Project
-
-# What git allows in a branch name, less what could be read as an option or a revision
-# expression: no leading '-', no '..', '@{', '//', no trailing '/', '.' or '.lock'.
-_BRANCH = re.compile(r"^(?!-)(?!.*\.\.)(?!.*@\{)(?!.*//)[A-Za-z0-9._/@+-]{1,200}(?<![/.])(?<!\.lock)$")
+from envplane.spec.models import GIT_BRANCH
 
 
 @dataclass(frozen=True)
@@ -38,7 +34,7 @@ class BranchDeploy:
 
 
 def check_branch(branch: str) -> str:
-    if not _BRANCH.match(branch) or any(part.startswith(".") for part in branch.split("/")):
+    if not GIT_BRANCH.match(branch) or any(part.startswith(".") for part in branch.split("/")):
         raise UsageError(f"{branch!r} is not a branch name",
                          "letters, digits and . _ / @ + -, e.g. feature/login; no leading '-', no '..'")
     return branch

@@ -147,9 +147,29 @@ def resolve_envs(spec: Spec, doc: Document) -> dict[str, EnvConfig]:
                 f"unknown environment {env.promote_from!r}",
                 "environments: " + ", ".join(envs),
             ))
+    problems += _push_release_problems(spec, doc, envs)
     if problems:
         raise SpecError(problems)
     return envs
+
+
+def _push_release_problems(spec: Spec, doc: Document, envs: Mapping[str, EnvConfig]) -> list[Problem]:
+    """`webhook.release_on_push.env` must take a release: one instance on an engine of this
+    host's, no approval gate (a version reaches such an env only through `promote`)."""
+    rule = spec.webhook.release_on_push
+    if rule is None:
+        return []
+    at = ("webhook", "release_on_push", "env")
+    env = envs.get(rule.env)
+    if env is None:
+        return [doc.problem(at, f"unknown environment {rule.env!r}", "environments: " + ", ".join(envs))]
+    if env.instances != "one" or env.runtime not in ("compose", "swarm"):
+        return [doc.problem(at, f"env {rule.env} has no single instance on an engine that a release "
+                                "could go to", "release to staging on a push")]
+    if env.gates.approval:
+        return [doc.problem(at, f"env {rule.env} takes a version only through its gates (approval "
+                                "among them)", "release to staging on a push, then promote")]
+    return []
 
 
 def _routed(spec: Spec, doc: Document, env: EnvConfig, problems: list[Problem]) -> EnvConfig:

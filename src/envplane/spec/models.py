@@ -584,6 +584,26 @@ GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 GIT_REMOTE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 
 
+# What git allows in a branch name, less what could be read as an option or a revision
+# expression: no leading '-', no '..', '@{', '//', no trailing '/', '.' or '.lock'.
+GIT_BRANCH = re.compile(r"^(?!-)(?!.*\.\.)(?!.*@\{)(?!.*//)[A-Za-z0-9._/@+-]{1,200}(?<![/.])(?<!\.lock)$")
+
+
+class PushRelease(Model):
+    """A push to `branch` makes the next version of that commit and releases it to `env`
+    (seed 002: every push to main goes to staging)."""
+
+    branch: str
+    env: str = "staging"
+
+    @field_validator("branch")
+    @classmethod
+    def _branch_name(cls, value: str) -> str:
+        if not GIT_BRANCH.match(value) or any(part.startswith(".") for part in value.split("/")):
+            raise ValueError(f"{value!r} is not a branch name")
+        return value
+
+
 class WebhookSpec(Model):
     """Which pull requests `envplane webhook` deploys, and from where it fetches them."""
 
@@ -591,6 +611,7 @@ class WebhookSpec(Model):
     authors: list[str] | None = None  # GitHub logins whose PRs are deployed; left out: anyone's
     remote: str = "origin"  # the git remote of the server's checkout that PR heads come from
     max_worktrees: int = Field(default=10, ge=1, le=500)
+    release_on_push: PushRelease | None = None  # left out: a push releases nothing
 
     @field_validator("allow_forks", mode="before")
     @classmethod
