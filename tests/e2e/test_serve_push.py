@@ -116,3 +116,12 @@ def test_a_push_to_main_releases_that_commit_to_staging_as_an_audited_job(world:
             (sha, "main", "v1.0.0")
         assert {(r["action"], r["actor"]) for r in rows if r["action"] in ("release", "deploy")} == \
             {("release", "github:alice"), ("deploy", "github:alice")}
+
+        # A pushed sha the remote does not have: the job fails, and the audit log says why.
+        assert push_event(served, world.app, "refs/heads/main", "1" * 40).status_code == 202
+        wait_for(lambda: any(j["state"] == "failed" for j in api.get(f"/api/v1/jobs?app={world.app}").json()),
+                 120, "the release of the unknown commit to fail")
+        rows = api.get(f"/api/v1/apps/{world.app}/audit?limit=100").json()
+        [failed] = [r for r in rows if r["action"] == "push" and r["outcome"] == "failed"]
+        assert failed["detail"]["ref"] == "1" * 40 and "cannot fetch commit 111111111111" in failed["detail"]["error"]
+        assert [r["version"] for r in api.get(f"/api/v1/apps/{world.app}/releases").json()] == ["v1.0.0"]
