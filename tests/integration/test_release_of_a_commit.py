@@ -5,8 +5,10 @@ copy of the repository; the server is a real `envplane serve`, Docker and Compos
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,8 @@ import httpx
 import pytest
 
 from envplane import actions
+from envplane.events import Event, StepFinished, StepStarted
+from envplane.service import releases
 from tests.api_kit import World, make_world, serving
 from tests.integration.test_mcp_deploy_branch import call
 from tests.support import busybox_repo, commit_file, git, wait_for
@@ -72,3 +76,49 @@ def test_any_commit_of_the_remote_is_released_without_touching_the_checkout(worl
         listed = api.get(f"/api/v1/apps/{world.app}/releases").json()
         assert [(r["version"], r["commit"], r["ref"]) for r in listed] == [("v1.0.1", second, second),
                                                                            ("v1.0.0", first, first)]
+
+
+def test_two_commits_released_at_once_each_run_the_files_they_record(world: World) -> None:
+    """Two `release --ref` of different commits to staging at the same moment (two pushes to
+    main): the second is checked out in staging's worktree only once the first is deployed,
+    so each version serves the files of the commit it records (lock, check out, deploy)."""
+    author: Path = world.author  # type: ignore[attr-defined]
+    first = commit_file(author, f"{APP_DIR}/www/index.html", "first\n", "first page")
+    second = commit_file(author, f"{APP_DIR}/www/index.html", "second\n", "second page")
+    git("push", "-q", "origin", "HEAD:refs/heads/feature", cwd=author)
+    project = actions.open_project(world.app_dir, world.environ)
+    worktree = world.app_dir / ".envplane" / "webhook" / "worktrees" / "env-staging"
+    port = int(project.envs["staging"].ports["web"][8080])
+    first_building, served_by = threading.Event(), {}
+    failures: list[BaseException] = []
+
+    def reporter(sha: str) -> Callable[[Event], None]:
+        def report(event: Event) -> None:
+            if isinstance(event, StepStarted) and sha == first and not first_building.is_set():
+                first_building.set()
+                # Hold the first release open long enough for the second to check its commit
+                # out, were it not waiting for staging's lock.
+                deadline = time.monotonic() + 6
+                while time.monotonic() < deadline and git("rev-parse", "HEAD", cwd=worktree) != second:
+                    time.sleep(0.2)
+            if isinstance(event, StepFinished) and event.step == "health" and event.state == "ok":
+                served_by[sha] = httpx.get(f"http://127.0.0.1:{port}/index.html").text  # under its lock
+        return report
+
+    def release(sha: str) -> None:
+        try:
+            releases.create(project, "staging", ref=sha, report=reporter(sha))
+        except BaseException as exc:  # failed in its thread: the test reports it
+            failures.append(exc)
+
+    threads = [threading.Thread(target=release, args=(first,))]
+    threads[0].start()
+    assert first_building.wait(120), "the first release never started"
+    threads.append(threading.Thread(target=release, args=(second,)))
+    threads[1].start()
+    for thread in threads:
+        thread.join(300)
+    assert not failures, failures
+    assert served_by == {first: "first\n", second: "second\n"}
+    recorded = {r.release.commit for r in releases.list_releases(project).releases}
+    assert recorded == {first, second}
