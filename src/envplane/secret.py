@@ -10,6 +10,7 @@ person, a log or the state store.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -107,3 +108,11 @@ def _forms(value: str) -> frozenset[str]:
              value.replace("$", "$$"), escaped.replace("$", "$$")}
     forms.update(line for line in value.splitlines() if len(line.strip()) >= MIN_MASKED)
     return frozenset(form for form in forms if len(form) >= MIN_MASKED)
+
+
+class MaskedFormatter(logging.Formatter):
+    """A log line masked as the CLI masks its output (mask_known): every secret value the
+    process met is the mask, in the message and in a traceback's text alike."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_known(super().format(record))

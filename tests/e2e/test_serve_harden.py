@@ -138,3 +138,47 @@ def test_the_webhook_answers_a_stranger_the_same_for_every_app_name(tmp_path: Pa
                 assert post(stranger, headers) == registered, stranger
         signed = post("nosuchapp", {"X-Hub-Signature-256": signature(Secret(secret), body)})
         assert signed[0] == 404 and "nosuchapp" in signed[1]["error"], signed
+
+
+def test_mcp_over_stdio_writes_only_the_protocol_on_stdout_and_each_log_line_once(tmp_path: Path) -> None:
+    """stdout is the protocol's; stderr had every library's INFO chatter (each Alembic
+    migration of a first deploy) from the SDK's root handler, beside envplane's own lines."""
+    import json
+
+    need("a Docker engine", docker_engine(), "run scripts/services/docker.sh")
+    ensure_busybox_image()
+    world = make_world(tmp_path)
+    errors = tmp_path / "mcp.err"
+    with open(errors, "w") as err:
+        process = subprocess.Popen([sys.executable, "-m", "envplane", "mcp"], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=err, text=True,
+                                   env={**world.environ, "ENVPLANE_TOKEN": world.tokens["admin"]})
+        assert process.stdin is not None and process.stdout is not None
+        said: list[str] = []
+
+        def ask(number: int, method: str, params: dict[str, Any]) -> None:
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.write(json.dumps({"jsonrpc": "2.0", "id": number, "method": method,
+                                            "params": params}) + "\n")
+            process.stdin.flush()
+            while True:
+                line = process.stdout.readline()
+                said.append(line)
+                if not line or json.loads(line).get("id") == number:
+                    return
+
+        try:
+            ask(1, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                  "clientInfo": {"name": "test", "version": "1"}})
+            process.stdin.write('{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
+            for number, (tool, arguments) in enumerate([("status", {"env": "nope"}), ("preview_up", {"pr": 3}),
+                                                        ("preview_down", {"pr": 3})], 2):
+                ask(number, "tools/call", {"name": tool, "arguments": arguments})
+        finally:
+            process.stdin.close()
+            process.wait(60)
+    assert all(json.loads(line)["jsonrpc"] == "2.0" for line in said if line), said  # only the protocol
+    assert json.loads(said[-1])["result"]["isError"] is False, said[-1]
+    lines = [line for line in errors.read_text().splitlines() if line.strip()]
+    assert not [line for line in lines if "alembic" in line or "Running upgrade" in line], lines
+    assert len(lines) == len(set(lines)), lines  # each line once

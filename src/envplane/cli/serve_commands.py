@@ -18,7 +18,7 @@ from envplane.cli.main import app
 from envplane.cli.output import err
 from envplane.errors import EnvplaneError, UsageError
 from envplane.private import write_in_place
-from envplane.secret import Secret, mask_known
+from envplane.secret import MaskedFormatter, Secret
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -72,14 +72,6 @@ def _listen(host: str, port: int) -> socket.socket:
 # The server's own secrets, given in its environment: remembered so its log masks them too
 # (a Vault token is remembered by the Vault store when it is used).
 SECRET_VARIABLES = ("GITHUB_WEBHOOK_SECRET", "ENVPLANE_AUDIT_KEY", "ENVPLANE_SECRET_KEY")
-
-
-class MaskedFormatter(logging.Formatter):
-    """A log line masked as the CLI masks its output (secret.mask_known): every secret value
-    the process met is ***, in the message and in a traceback's text alike."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return mask_known(super().format(record))
 
 
 def _log_to_stderr(environ: Mapping[str, str]) -> None:

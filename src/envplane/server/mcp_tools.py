@@ -99,7 +99,25 @@ def serve_stdio(token: Secret, environ: Mapping[str, str]) -> None:
 
     registered = Apps(lambda: [a.name for a in apps.list_apps(store)],
                       lambda name, env: apps.load(store, name, env), environ)
+    _log_once_to_stderr()
     build(registered, identify).run("stdio")
+
+
+def _log_once_to_stderr() -> None:
+    """stdout is the protocol's. Every log line goes once to stderr, masked, through one
+    handler on the root logger, set before the SDK's run (whose basicConfig then adds none);
+    other libraries' INFO chatter (Alembic's migrations at a first deploy) stays out."""
+    import logging
+    import sys
+
+    from envplane.secret import MaskedFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(MaskedFormatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("envplane").setLevel(logging.INFO)
 
 
 def build(apps: Apps, identify: Identify) -> MCPServer:
