@@ -138,7 +138,8 @@ def webhook_command(
     timeout: TimeoutOpt = 300.0,
     spec: SpecOpt = None,
 ) -> None:
-    """Serve GitHub pull_request webhooks: build and deploy each PR's head, mark closed PRs."""
+    """Serve GitHub pull_request webhooks: build and deploy each PR's head, mark closed PRs;
+    and push events, when webhook.release_on_push is set: release the pushed commit."""
     from envplane import checkouts, lifecycle, preview, webhook
     from envplane.secret import Secret
     from envplane.state import audit, deliveries
