@@ -49,6 +49,7 @@ def create_app(environ: Mapping[str, str] | None = None, *, context: api.Context
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx.jobs.interrupt_left()  # before any job of ours starts: those running are a dead server's
         # --- the other parts of serve (#14) start here (scheduler, MCP session manager) ---
         jobs = scheduler.serve(scheduler.store_of(ctx), env)
         try:
@@ -237,7 +238,7 @@ def server_context(environ: Mapping[str, str]) -> api.Context:
     from envplane.server import apps, auth, home
 
     store = home.open_server_store(environ)
-    return api.Context(environ=environ, jobs=Jobs(), store=store,
+    return api.Context(environ=environ, jobs=Jobs(store=store), store=store,
                        authenticate=lambda raw: auth.authenticate_token(store, raw),
                        load_app=lambda name, env: apps.load(store, name, env),
                        app_names=lambda: [a.name for a in apps.list_apps(store)])

@@ -5,6 +5,11 @@ from 1, and whoever watches — now or later, once or again — reads them from 
 A job ends `ok`, `failed` (its problem document says why, as the API would have answered),
 `interrupted`, or `nothing` (what was asked for held already: NothingToDo). The server keeps
 the newest KEEP finished jobs and every running one.
+
+With a state store (the server's), every job and each of its events is written there as it
+happens (state.jobs), so a job, its outcome and its events are still there after a restart;
+the jobs a server left running when it died are `interrupted` when it starts again. Memory
+holds only the jobs this process runs or ran lately (their watchers wait on them).
 """
 
 from __future__ import annotations
@@ -12,18 +17,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import threading
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 from envplane.errors import EnvplaneError, Interrupted, NothingToDo
 from envplane.events import Event, as_dict
 from envplane.secret import mask_known
 from envplane.server import problems
+from envplane.state import jobs as saved
+
+if TYPE_CHECKING:
+    from envplane.state.db import Store
 
 log = logging.getLogger("envplane.server")
 
@@ -40,20 +51,38 @@ class Job:
     env: str | None
     instance: str | None
     by: str  # the principal's name
-    created_at: float = field(default_factory=time.time)
+    created_at: float = field(default_factory=lambda: _now())
     finished_at: float | None = None
     state: State = "running"
     result: dict[str, Any] | None = None
     problem: dict[str, Any] | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+    # Where it is written as it happens (None: memory only), and how many finished jobs it keeps.
+    store: Store | None = field(default=None, repr=False)
+    keep: int = field(default=KEEP, repr=False)
+    # A job read back from the store (another process ran it): how many events it has there;
+    # they are read from the store when asked for. None: this process runs it.
+    stored_events: int | None = field(default=None, repr=False)
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _watchers: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=list, repr=False)
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "app": self.app, "env": self.env, "instance": self.instance,
                 "by": self.by, "state": self.state, "created_at": self.created_at,
-                "finished_at": self.finished_at, "events": len(self.events), "result": self.result,
+                "finished_at": self.finished_at, "events": self._count(), "result": self.result,
                 "problem": self.problem}
+
+    @classmethod
+    def of_record(cls, record: saved.Record, store: Store) -> Job:
+        return cls(record.id, record.kind, record.app, record.env, record.instance, record.by,
+                   record.created_at.timestamp(),
+                   record.finished_at.timestamp() if record.finished_at is not None else None,
+                   record.state,  # type: ignore[arg-type]  # the store keeps only our states
+                   record.result, record.problem, store=store, stored_events=record.events)
+
+    def _count(self) -> int:
+        with self._changed:
+            return len(self.events) if self.stored_events is None else self.stored_events
 
     @property
     def done(self) -> bool:
@@ -64,20 +93,35 @@ class Job:
         with self._changed:
             data["seq"] = len(self.events) + 1
             self.events.append(data)
+            # Under the lock: rows go to the store in the order of their numbers.
+            self._write("an event", saved.add_event, self.id, data["seq"], data)
         self._wake()
 
     def finish(self, state: State, result: Mapping[str, Any] | None = None,
                problem: dict[str, Any] | None = None) -> None:
         with self._changed:
-            self.state, self.finished_at = state, time.time()
+            self.state, self.finished_at = state, _now()
             self.result = dict(result) if result is not None else None
             self.problem = problem
+        self._write("its outcome", saved.finish, self.id, state, _moment(self.finished_at), self.result,
+                    problem, self.keep)
         self._wake()
 
     def since(self, after: int) -> tuple[list[dict[str, Any]], bool]:
         """The events numbered above `after`, and whether the job has ended."""
+        if self.stored_events is not None and self.store is not None:
+            return saved.events(self.store, self.id, max(after, 0)), True
         with self._changed:
             return self.events[max(after, 0):], self.done
+
+    def _write(self, what: str, write: Callable[..., Any], *args: Any) -> None:
+        """Write to the store; a store that fails loses the row, not the job (the log says so)."""
+        if self.store is None:
+            return
+        try:
+            write(self.store, *args)
+        except Exception:
+            log.exception("job %s: writing %s to the state store failed", self.id, what)
 
     async def changed(self, timeout: float) -> None:
         """Wait (in the server's event loop) until an event comes or the job ends, at most `timeout`."""
@@ -106,8 +150,10 @@ Work = Callable[[Callable[[Event], None]], Mapping[str, Any] | None]
 class Jobs:
     """The server's jobs, newest last."""
 
-    def __init__(self, keep: int = KEEP, max_running: int = MAX_RUNNING) -> None:
-        self.keep, self.max_running = keep, max_running
+    def __init__(self, keep: int = KEEP, max_running: int = MAX_RUNNING, store: Store | None = None,
+                 server: str | None = None) -> None:
+        self.keep, self.max_running, self.store = keep, max_running, store
+        self.server = server or socket.gethostname()  # the host: its jobs are ours when we start
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -117,15 +163,17 @@ class Jobs:
               on_start: Callable[[Job], None] = lambda job: None) -> Job:
         """Run `work(report)` in a thread as a new job; `on_start` hears it before its work
         starts (in that thread), `on_end` once it ended. Busy (429) when MAX_RUNNING jobs run already."""
-        job = Job(uuid.uuid4().hex, kind, app, env, instance, by)
+        job = self._new(kind, app, env, instance, by)
         with self._lock:
             running = sum(1 for j in self._jobs.values() if not j.done)
             if running >= self.max_running:
                 raise problems.Busy(f"{running} jobs are running on this server",
                                     "wait until one ends (GET /api/v1/jobs) and try again")
-            self._add(job)
-            thread = threading.Thread(target=self._run, args=(job, work, on_end, on_start), daemon=True,
-                                      name=f"job-{job.id[:8]}")
+            self._add(job)  # its place taken under the lock; written to the store outside it
+        self._save(job)
+        thread = threading.Thread(target=self._run, args=(job, work, on_end, on_start), daemon=True,
+                                  name=f"job-{job.id[:8]}")
+        with self._lock:
             self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
         return job
@@ -134,19 +182,42 @@ class Jobs:
             on_end: Callable[[Job], None] = lambda job: None) -> Job:
         """Run `work(report)` as a job in this thread (a queue's worker, which bounds how many
         run at once itself); return the job once it ended."""
-        job = Job(uuid.uuid4().hex, kind, app, env, instance, by)
+        job = self._new(kind, app, env, instance, by)
         with self._lock:
             self._add(job)
+        self._save(job)
         self._run(job, work, on_end)
         return job
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
-            return self._jobs.get(job_id)
+            found = self._jobs.get(job_id)
+        if found is not None or self.store is None:
+            return found
+        record = saved.get(self.store, job_id)
+        return Job.of_record(record, self.store) if record is not None else None
 
     def all(self) -> list[Job]:
+        """Every job kept, oldest first: the store's, with those this process holds as they are now."""
         with self._lock:
-            return list(self._jobs.values())
+            held = dict(self._jobs)
+        if self.store is None:
+            return list(held.values())
+        stored = saved.listing(self.store)
+        return [held.get(r.id) or Job.of_record(r, self.store) for r in reversed(stored)]
+
+    def interrupt_left(self) -> list[str]:
+        """The server starts: the jobs it left running on this host when it stopped (none of
+        them runs now) are `interrupted`, their problem says why. Their ids."""
+        if self.store is None:
+            return []
+        problem = problems.body(409, "the server stopped while this job ran",
+                                "look at the instance (GET its status); its lock may be stale — "
+                                "run the operation again", "interrupted")
+        left = saved.interrupt_running(self.store, self.server, datetime.now(UTC), problem)
+        for job_id in left:
+            log.warning("job %s was running when the server stopped: interrupted", job_id)
+        return left
 
     def wait(self, timeout: float) -> bool:
         """Wait for the running jobs to end (the server stops); False if some still run."""
@@ -182,6 +253,22 @@ class Jobs:
             except Exception:
                 log.exception("job %s: recording its end failed", job.id)
 
+    def _new(self, kind: str, app: str, env: str | None, instance: str | None, by: str) -> Job:
+        return Job(uuid.uuid4().hex, kind, app, env, instance, by, store=self.store, keep=self.keep)
+
+    def _save(self, job: Job) -> None:
+        """Write the new job to the store before its work starts: a store that cannot take it
+        refuses the job (its error is the answer), so no job runs that a restart would lose."""
+        if self.store is None:
+            return
+        try:
+            saved.add(self.store, job.id, job.kind, job.app, job.env, job.instance, job.by, self.server,
+                      _moment(job.created_at))
+        except BaseException:
+            with self._lock:
+                self._jobs.pop(job.id, None)
+            raise
+
     def _add(self, job: Job) -> None:
         self._jobs[job.id] = job
         self._forget_old()
@@ -190,3 +277,12 @@ class Jobs:
         finished = [j.id for j in self._jobs.values() if j.done]
         for job_id in finished[: max(0, len(finished) - self.keep)]:
             del self._jobs[job_id]
+
+
+def _now() -> float:
+    """Now, to the microsecond: what the store keeps reads back as the same number."""
+    return datetime.now(UTC).timestamp()
+
+
+def _moment(at: float | None) -> datetime:
+    return datetime.fromtimestamp(at if at is not None else _now(), UTC)

@@ -340,3 +340,34 @@ class SchedulerRunRow(Base):
     next_run_at: Mapped[datetime]
     server: Mapped[str] = mapped_column(String(300))  # who ran it: host and pid
     detail: Mapped[dict[str, Any]]
+
+
+class ServerJobRow(Base):
+    """One job of `envplane serve` (issue 14): a long operation (up, down, preview-up,
+    release, ...) started through the API, the dashboard or a webhook, and its outcome."""
+
+    __tablename__ = "server_jobs"
+    __table_args__ = (Index("ix_server_jobs_state", "state", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    app: Mapped[str] = mapped_column(String(200))
+    env: Mapped[str | None] = mapped_column(String(100))
+    instance: Mapped[str | None] = mapped_column(String(200))
+    started_by: Mapped[str] = mapped_column(String(200))  # the principal's name
+    server: Mapped[str] = mapped_column(String(300))  # the host whose server ran it
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    state: Mapped[str] = mapped_column(String(16))  # running, ok, failed, interrupted, nothing
+    result: Mapped[dict[str, Any] | None]
+    problem: Mapped[dict[str, Any] | None]
+
+
+class ServerJobEventRow(Base):
+    """One event of a server job, numbered from 1 (the SSE id), secrets already masked."""
+
+    __tablename__ = "server_job_events"
+
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[dict[str, Any]]

@@ -1,0 +1,122 @@
+"""The server's jobs as its state store keeps them (issue 14): one row per job — what it
+does, for which app and instance, who started it, its state and outcome — and its events,
+numbered from 1 and masked before they come here. The newest `keep` finished jobs are kept
+with their events; older ones are deleted when another ends."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+
+from envplane.state.clock import as_utc
+from envplane.state.db import Store
+from envplane.state.guard import plain_detail
+from envplane.state.models import ServerJobEventRow, ServerJobRow
+
+RUNNING = "running"
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str
+    kind: str
+    app: str
+    env: str | None
+    instance: str | None
+    by: str
+    server: str
+    created_at: datetime
+    finished_at: datetime | None
+    state: str
+    result: dict[str, Any] | None
+    problem: dict[str, Any] | None
+    events: int  # how many it has
+
+
+def _record(row: ServerJobRow, events: int) -> Record:
+    return Record(row.id, row.kind, row.app, row.env, row.instance, row.started_by, row.server,
+                  row.created_at, row.finished_at, row.state, row.result, row.problem, events)
+
+
+def add(store: Store, job_id: str, kind: str, app: str, env: str | None, instance: str | None, by: str,
+        server: str, at: datetime) -> None:
+    with store.session() as session:
+        session.add(ServerJobRow(id=job_id, kind=kind, app=app, env=env, instance=instance, started_by=by,
+                                 server=server, created_at=as_utc(at), finished_at=None, state=RUNNING,
+                                 result=None, problem=None))
+
+
+def add_event(store: Store, job_id: str, seq: int, data: Mapping[str, Any]) -> None:
+    with store.session() as session:
+        session.add(ServerJobEventRow(job_id=job_id, seq=seq, data=plain_detail(data)))
+
+
+def finish(store: Store, job_id: str, state: str, at: datetime, result: Mapping[str, Any] | None,
+           problem: Mapping[str, Any] | None, keep: int) -> None:
+    """Record the job's outcome; then forget the finished jobs older than the newest `keep`."""
+    with store.session() as session:
+        session.execute(update(ServerJobRow).where(ServerJobRow.id == job_id).values(
+            state=state, finished_at=as_utc(at),
+            result=plain_detail(result) if result is not None else None,
+            problem=plain_detail(problem) if problem is not None else None))
+    forget_old(store, keep)
+
+
+def forget_old(store: Store, keep: int) -> int:
+    """Delete the finished jobs (and their events) beyond the newest `keep`; how many went."""
+    with store.session() as session:
+        old = session.scalars(select(ServerJobRow.id).where(ServerJobRow.state != RUNNING)
+                              .order_by(ServerJobRow.created_at.desc(), ServerJobRow.id.desc())
+                              .offset(keep)).all()
+        if old:
+            session.execute(delete(ServerJobEventRow).where(ServerJobEventRow.job_id.in_(old)))
+            session.execute(delete(ServerJobRow).where(ServerJobRow.id.in_(old)))
+        return len(old)
+
+
+def interrupt_running(store: Store, server: str, at: datetime, problem: Mapping[str, Any]) -> list[str]:
+    """The jobs `server` left running when it stopped (no job of its runs yet): `interrupted`,
+    with `problem` saying so. Their ids."""
+    with store.session() as session:
+        ids = list(session.scalars(select(ServerJobRow.id).where(ServerJobRow.state == RUNNING,
+                                                                 ServerJobRow.server == server)))
+        if ids:
+            session.execute(update(ServerJobRow).where(ServerJobRow.id.in_(ids)).values(
+                state="interrupted", finished_at=as_utc(at), problem=plain_detail(problem)))
+        return ids
+
+
+def get(store: Store, job_id: str) -> Record | None:
+    with store.session() as session:
+        row = session.get(ServerJobRow, job_id)
+        if row is None:
+            return None
+        count = session.scalar(select(func.count()).where(ServerJobEventRow.job_id == job_id)) or 0
+        return _record(row, int(count))
+
+
+def listing(store: Store, app: str | None = None) -> list[Record]:
+    """Every job the store keeps, newest first."""
+    query = select(ServerJobRow)
+    if app is not None:
+        query = query.where(ServerJobRow.app == app)
+    counts = (select(ServerJobEventRow.job_id, func.count().label("n"))
+              .group_by(ServerJobEventRow.job_id).subquery())
+    with store.session() as session:
+        rows = session.execute(query.add_columns(counts.c.n)
+                               .outerjoin(counts, counts.c.job_id == ServerJobRow.id)
+                               .order_by(ServerJobRow.created_at.desc(), ServerJobRow.id.desc())).all()
+        return [_record(row, int(n or 0)) for row, n in rows]
+
+
+def events(store: Store, job_id: str, after: int = 0) -> list[dict[str, Any]]:
+    """The job's events numbered above `after`, in order, each with its number (`seq`)."""
+    with store.session() as session:
+        return [{**data, "seq": seq} for seq, data in session.execute(
+            select(ServerJobEventRow.seq, ServerJobEventRow.data)
+            .where(ServerJobEventRow.job_id == job_id, ServerJobEventRow.seq > after)
+            .order_by(ServerJobEventRow.seq))]
