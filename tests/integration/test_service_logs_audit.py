@@ -89,6 +89,8 @@ def test_the_audit_log_and_its_verification_are_what_the_cli_prints(
     checked = audit.verify(project)
     assert checked.ok and checked.rows >= len(found.entries) and not checked.problems
     assert json.loads(cli("audit", "verify", "--json", cwd=project.root, env=ENV).stdout) == checked.as_dict()
+    both = audit.checked_log(project)  # the dashboard's: both from one look at the store
+    assert both.log == found and both.verified == checked
 
 
 def test_no_store_no_audit_log_and_none_is_made(tmp_path: Path) -> None:
@@ -96,7 +98,7 @@ def test_no_store_no_audit_log_and_none_is_made(tmp_path: Path) -> None:
 
     busybox_app(tmp_path, f"na{uuid.uuid4().hex[:6]}", free_port_block())
     project = actions.open_project(tmp_path, os.environ)
-    for read in (audit.log, audit.verify, audit.start_keyed):
+    for read in (audit.log, audit.verify, audit.checked_log, audit.start_keyed):
         with pytest.raises(NothingToDo, match="no audit log"):
             read(project)
     assert not location.state_path(project.root).exists()

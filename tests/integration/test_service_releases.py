@@ -157,3 +157,16 @@ def test_an_ungated_rollback_needs_yes_before_anything_is_signed_or_changed(
     with pytest.raises(GateError, match="refused"):  # the spec refuses, even when confirmed
         releases.rollback(strict, "production", "v1.0.44", yes=True, key=keys / "alice")
     assert rows(project)[len(before):] == [("rollback-ungated", "refused")]
+
+
+def test_a_release_is_read_with_where_it_runs_and_its_gates(project: actions.Project) -> None:
+    record(project)
+    shown = releases.show(project, "v1.0.45")
+    assert shown.release.version == "v1.0.45" and shown.placed == ()  # v1.0.46 runs now
+    assert [(g.env, g.gate, g.ok) for g in shown.gates] == [("production", "approval", True)]
+    now = releases.show(project, "v1.0.46")
+    assert [(p.env, p.instance) for p in now.placed] == [("production", "production")]
+    listed = {r.release.version: r for r in releases.list_releases(project).releases}
+    assert listed["v1.0.46"].placed == now.placed and listed["v1.0.46"].running_on == ("production/production",)
+    with pytest.raises(NotFound, match=r"no release v9\.9\.9 of"):
+        releases.show(project, "v9.9.9")

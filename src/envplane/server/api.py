@@ -25,7 +25,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from envplane.errors import Forbidden, GateError, NeedsConfirmation, NotFound, UsageError
+from envplane.errors import Forbidden, GateError, NeedsConfirmation, NotFound, NothingToDo, UsageError
 from envplane.events import Report, ignore
 from envplane.server import problems
 from envplane.server.auth import Principal
@@ -669,12 +669,13 @@ class AuditRow(BaseModel):
             summary="Who did what, when, to which instance, and how it ended (newest last)")
 def audit_log(app: AppName, principal: Reader, request: Request,
               limit: Annotated[int, Query(ge=1, le=10_000)] = 50) -> list[dict[str, Any]]:
-    store = _audit_store(_project(context(request), app))
-    if store is None:
+    from envplane.service import audit as service
+
+    try:
+        found = service.log(_project(context(request), app), limit)
+    except NothingToDo:  # nothing recorded yet: an empty log
         return []
-    return [plain({"id": r.id, "at": r.at.isoformat(), "actor": r.actor, "action": r.action, "app": r.app,
-                   "env": r.env, "instance": r.instance, "outcome": r.outcome, "detail": r.detail,
-                   "key_id": r.key_id}) for r in audit.entries(store, limit)]
+    return [plain(service.entry_dict(r)) for r in found.entries]
 
 
 class AuditVerdict(BaseModel):
@@ -690,26 +691,14 @@ class AuditVerdict(BaseModel):
             responses=problems.responses(404, 422, 503),
             summary="Check the audit log's keyed hash chain (envplane audit verify --json)")
 def audit_verify(app: AppName, principal: Reader, request: Request) -> dict[str, Any]:
-    store = _audit_store(_project(context(request), app))
-    if store is None:
+    from envplane.service import audit as service
+
+    try:
+        verdict: dict[str, Any] = service.verify(_project(context(request), app)).as_dict()
+    except NothingToDo:  # nothing recorded yet: an empty chain is intact
         return {"ok": True, "rows": 0, "problems": [], "last_hash": audit.GENESIS, "unkeyed_rows": 0,
                 "key_id": None}
-    result = audit.verify(store)
-    return {"ok": result.ok, "rows": result.rows, "problems": result.problems, "last_hash": result.last_hash,
-            "unkeyed_rows": result.unkeyed, "key_id": result.key_id}
-
-
-def _audit_store(project: Project) -> Store | None:
-    """The app's store with its audit key; None when nothing was recorded yet (a read creates
-    neither store nor key)."""
-    from envplane.state import audit_key
-    from envplane.state.db import open_store
-    from envplane.state.location import exists
-
-    url = project.environ.get("ENVPLANE_STATE_URL")
-    if not exists(project.root, url):
-        return None
-    return open_store(project.root, url, audit_key.for_app(project.app, project.environ))
+    return verdict
 
 
 def plain(data: Any) -> Any:

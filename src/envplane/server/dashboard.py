@@ -30,7 +30,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import escape
 from pydantic import ValidationError
 
-from envplane.errors import EnvplaneError, NotFound, UsageError
+from envplane.errors import EnvplaneError, NotFound, NothingToDo, UsageError
 from envplane.secret import Secret, mask_known
 from envplane.server import web_session
 from envplane.server.log_stream import LogSource
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from envplane.server.auth import Principal
     from envplane.service.status import ServiceState
     from envplane.spec.load import Project
-    from envplane.state.audit import AuditEntry, VerifyResult
+    from envplane.state.audit import AuditEntry
     from envplane.state.db import Store
 
 HERE = Path(__file__).parent
@@ -460,14 +460,11 @@ def ladder_page(request: Request) -> HTMLResponse:
 
 # -- an app's own state store ---------------------------------------------------------------
 @contextmanager
-def app_store(project: Project, environ: Mapping[str, str], keyed: bool = False) -> Iterator[Store | None]:
-    """The app's state store to read, None when it has none yet (a read makes none);
-    `keyed`: with its audit key, to verify the audit log."""
-    from envplane.state import audit_key
+def app_store(project: Project, environ: Mapping[str, str]) -> Iterator[Store | None]:
+    """The app's state store to read, None when it has none yet (a read makes none)."""
     from envplane.state.db import open_existing
 
-    key = audit_key.for_app(project.app, environ) if keyed else None
-    store = open_existing(project.root, environ.get("ENVPLANE_STATE_URL"), key)
+    store = open_existing(project.root, environ.get("ENVPLANE_STATE_URL"))
     try:
         yield store
     finally:
@@ -664,42 +661,32 @@ def _left(delta: timedelta) -> str:
 # -- releases -------------------------------------------------------------------------------
 @router.get("/apps/{app}/releases", response_class=HTMLResponse)
 def releases_page(request: Request, app: str) -> HTMLResponse:
-    from envplane.state import releases as store
+    from envplane.service import releases
 
     session = signed_in(request, "read")
     project = app_project(request, app)
-    with app_store(project, environ_of(request)) as db:
-        made = store.list_releases(db, project.app) if db else []
-        placed = store.placements(db, project.app) if db else []
-    rows = [(r, [p for p in placed if p.version == r.version]) for r in made]
+    rows = [(listed.release, listed.placed) for listed in releases.list_releases(project).releases]
     return page(request, "releases.html", session, secrets=secrets_of(project), app=project.app, rows=rows)
 
 
 @router.get("/apps/{app}/releases/{version}", response_class=HTMLResponse)
 def release_page(request: Request, app: str, version: str, approved: str = "") -> HTMLResponse:
     from envplane.release import flow
-    from envplane.service import approvals
-    from envplane.state import releases as store
+    from envplane.service import approvals, releases
 
     session = signed_in(request, "read")
     project = app_project(request, app)
-    with app_store(project, environ_of(request)) as db:
-        release = store.get_release(db, project.app, version) if db else None
-        if db is None or release is None:
-            raise Refused(404, f"no release {version} of {project.app}",
-                          "releases are made by `envplane release`")
-        gates = store.latest_gates(db, project.app, version)
-        placed = [p for p in store.placements(db, project.app) if p.version == version]
+    shown = releases.show(project, version)
     # per env behind an approval gate: the approvals as they count now (signature, release, age)
     gated = {name: approvals.promotion(project, version, name) for name, cfg in project.envs.items()
              if flow.only_through_gates(cfg)}
     by_env: dict[str, list[Any]] = {}
-    for g in gates:
+    for g in shown.gates:
         by_env.setdefault(g.env, []).append(g)
     promotable = [name for name, cfg in project.envs.items()
                   if cfg.promote_from is not None and session.principal.may("deploy", name)]
     return page(request, "release.html", session, secrets=secrets_of(project), app=project.app,
-                release=release, gates=by_env, gated=gated, placed=placed,
+                release=shown.release, gates=by_env, gated=gated, placed=shown.placed,
                 approvable=[e for e in gated if session.principal.may("approve", e)], promotable=promotable,
                 message=f"You approved {version} for {approved}." if approved in gated else "")
 
@@ -707,23 +694,20 @@ def release_page(request: Request, app: str, version: str, approved: str = "") -
 # -- audit log ------------------------------------------------------------------------------
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(request: Request, limit: int = 100) -> HTMLResponse:
-    from envplane.state import audit
+    from envplane.service import audit
 
     session = signed_in(request, "read")
-    environ = environ_of(request)
-    logs: list[tuple[str, VerifyResult | None, list[AuditEntry], str]] = []
+    logs: list[tuple[str, audit.Verified | None, list[AuditEntry], str]] = []
     found = registered_apps(request)
     for name, project, error in found:
         if project is None:
             logs.append((name, None, [], error.message if error else ""))
             continue
         try:
-            with app_store(project, environ, keyed=True) as db:
-                if db is None:
-                    logs.append((name, None, [], ""))
-                    continue
-                newest = list(reversed(audit.entries(db, max(1, min(limit, 1000)))))
-                logs.append((name, audit.verify(db), newest, ""))
+            read = audit.checked_log(project, max(1, min(limit, 1000)))
+            logs.append((name, read.verified, list(reversed(read.log.entries)), ""))
+        except NothingToDo:
+            logs.append((name, None, [], ""))
         except EnvplaneError as failed:
             logs.append((name, None, [], failed.message))
     return page(request, "audit.html", session, secrets=secrets_of(*(p for _, p, _ in found)), logs=logs,

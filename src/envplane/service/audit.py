@@ -6,7 +6,6 @@ creates neither store nor key.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,16 +21,17 @@ if TYPE_CHECKING:  # the state store loads SQLAlchemy: only when used
 
 @contextmanager
 def _opened(project: Project) -> Iterator[Store]:
-    """The store with the app's audit key (ENVPLANE_AUDIT_KEY or its key file)."""
+    """The store with the app's audit key (ENVPLANE_AUDIT_KEY or its key file), both as the
+    project's environment names them (the CLI's, or the server's for the apps it serves)."""
     from envplane.state import audit_key
     from envplane.state.db import open_store
     from envplane.state.location import exists
 
-    url = os.environ.get("ENVPLANE_STATE_URL")
+    url = project.environ.get("ENVPLANE_STATE_URL")
     if not exists(project.root, url):
         raise NothingToDo(f"no audit log of {project.app} here yet: nothing was recorded",
                           "commands that change something (up, down, release, ...) write it")
-    store = open_store(project.root, url, audit_key.for_app(project.app, os.environ))
+    store = open_store(project.root, url, audit_key.for_app(project.app, project.environ))
     try:
         yield store
     finally:
@@ -80,13 +80,34 @@ class Verified:
 
 def verify(project: Project) -> Verified:
     """Check the keyed chain of the app's audit log (a broken one is an answer, not an error)."""
+
+    with _opened(project) as store:
+        return _verified(store)
+
+
+def _verified(store: Store) -> Verified:
+    from envplane.state import audit
+
+    result = audit.verify(store)
+    source = store.audit_key.source if store.audit_key else None
+    return Verified(result.ok, result.rows, tuple(result.problems), result.last_hash, result.unkeyed,
+                    result.key_id, source)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The newest rows of the log with the whole chain checked, from one look at the store."""
+
+    log: Log
+    verified: Verified
+
+
+def checked_log(project: Project, limit: int = 50) -> Checked:
+    """`log` and `verify` at once (the dashboard shows both)."""
     from envplane.state import audit
 
     with _opened(project) as store:
-        result = audit.verify(store)
-        source = store.audit_key.source if store.audit_key else None
-    return Verified(result.ok, result.rows, tuple(result.problems), result.last_hash, result.unkeyed,
-                    result.key_id, source)
+        return Checked(Log(tuple(audit.entries(store, limit))), _verified(store))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ or the OS user), and `vouch` the server's signature for the user it authenticate
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # the release code loads the state store and signatures: only
     from envplane.release.gates import Verdict
     from envplane.release.signatures import Approval, ServerVouch, Signer
     from envplane.state.db import Store
-    from envplane.state.releases import GateRecord, Release
+    from envplane.state.releases import GateRecord, Placement, Release
 
 
 def checked(project: Project, version: str | None, env: str) -> None:
@@ -80,10 +81,12 @@ def create(project: Project, env: str = "staging", pr: int | None = None, ref: s
 
 @dataclass(frozen=True)
 class Listed:
-    """A release and the instances that run it now ("staging/staging (blue)")."""
+    """A release and the instances that run it now: as text ("staging/staging (blue)") and
+    as their placements."""
 
     release: Release
     running_on: tuple[str, ...]
+    placed: tuple[Placement, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         r = self.release
@@ -109,16 +112,48 @@ def list_releases(project: Project, env: str | None = None) -> Releases:
 
     if env:
         project.env(env)
-    db = _existing_store(project)
-    placed = store.placements(db, project.app) if db else []
+    with _existing_store(project) as db:
+        placed = store.placements(db, project.app) if db else []
+        made = store.list_releases(db, project.app) if db else []
     found = []
-    for release in store.list_releases(db, project.app) if db else []:
+    for release in made:
         running = [p for p in placed if p.version == release.version]
         if env and not any(p.env == env for p in running):
             continue
         found.append(Listed(release, tuple(f"{p.env}/{p.instance}" + (f" ({p.colour})" if p.colour else "")
-                                           for p in running)))
+                                           for p in running), tuple(running)))
     return Releases(project.app, env, tuple(found), db is not None)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One release: where it runs now, and its gates' results of its latest promotion attempt
+    per env."""
+
+    release: Release
+    placed: tuple[Placement, ...]
+    gates: tuple[GateRecord, ...]
+
+
+def show(project: Project, version: str) -> Shown:
+    """One release (reads only); NotFound when there is no such release."""
+    from envplane.state import releases as store
+
+    with _existing_store(project) as found:
+        db, release = _release(found, project, version)
+        return Shown(release, tuple(p for p in store.placements(db, project.app) if p.version == version),
+                     tuple(store.latest_gates(db, project.app, version)))
+
+
+def _release(db: Store | None, project: Project, version: str) -> tuple[Store, Release]:
+    """The store and the release in it; NotFound when either is not there."""
+    from envplane.state import releases as store
+
+    release = store.get_release(db, project.app, version) if db else None
+    if db is None or release is None:
+        raise NotFound(f"no release {version} of {project.app}",
+                       "see `envplane releases`; versions are made by `envplane release`")
+    return db, release
 
 
 @dataclass(frozen=True)
@@ -173,13 +208,11 @@ def gates(project: Project, version: str, now: datetime | None = None) -> Gates:
     from envplane.state import releases as store
 
     require(version)
-    db = _existing_store(project)
-    release = store.get_release(db, project.app, version) if db else None
-    if db is None or release is None:
-        raise NotFound(f"no release {version} of {project.app}",
-                       "see `envplane releases`; versions are made by `envplane release`")
-    approvals = flow.approvals_now(project, db, release, now=now) if project.spec.approvers else []
-    return Gates(project.app, version, tuple(store.latest_gates(db, project.app, version)), tuple(approvals))
+    with _existing_store(project) as found:
+        db, release = _release(found, project, version)
+        approvals = flow.approvals_now(project, db, release, now=now) if project.spec.approvers else []
+        return Gates(project.app, version, tuple(store.latest_gates(db, project.app, version)),
+                     tuple(approvals))
 
 
 class PromotionRefused(GateError):
@@ -226,10 +259,14 @@ def rollback(project: Project, env: str, to: str | None = None, *, yes: bool = F
                          key, lambda why: yes, progress.waiting, vouch)
 
 
-def _existing_store(project: Project) -> Store | None:
-    """The state store when there is one: reading must not create one."""
-    import os
-
+@contextmanager
+def _existing_store(project: Project) -> Iterator[Store | None]:
+    """The state store when there is one (reading must not create one), closed after use."""
     from envplane.state.db import open_existing
 
-    return open_existing(project.root, os.environ.get("ENVPLANE_STATE_URL"))
+    db = open_existing(project.root, project.environ.get("ENVPLANE_STATE_URL"))
+    try:
+        yield db
+    finally:
+        if db is not None:
+            db.close()
