@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import socket
 import threading
 import time
@@ -59,6 +60,7 @@ class Job:
     events: list[dict[str, Any]] = field(default_factory=list)
     # Where it is written as it happens (None: memory only), and how many finished jobs it keeps.
     store: Store | None = field(default=None, repr=False)
+    writer: Writer | None = field(default=None, repr=False)  # writes its events to `store`
     keep: int = field(default=KEEP, repr=False)
     # A job read back from the store (another process ran it): how many events it has there;
     # they are read from the store when asked for. None: this process runs it.
@@ -91,10 +93,10 @@ class Job:
     def add(self, event: Event) -> None:
         data = {k: mask_known(v) if isinstance(v, str) else v for k, v in as_dict(event).items()}
         with self._changed:
-            data["seq"] = len(self.events) + 1
+            seq = data["seq"] = len(self.events) + 1
             self.events.append(data)
-            # Under the lock: rows go to the store in the order of their numbers.
-            self._write("an event", saved.add_event, self.id, data["seq"], data)
+            if self.writer is not None:  # under the lock: in the order of their numbers
+                self.writer.event(self.id, seq, data)
         self._wake()
 
     def finish(self, state: State, result: Mapping[str, Any] | None = None,
@@ -103,6 +105,9 @@ class Job:
             self.state, self.finished_at = state, _now()
             self.result = dict(result) if result is not None else None
             self.problem = problem
+        if self.writer is not None and not self.writer.flush(FLUSH_TIMEOUT):
+            log.warning("job %s: its events were not all written to the state store in %ss", self.id,
+                        FLUSH_TIMEOUT)
         self._write("its outcome", saved.finish, self.id, state, _moment(self.finished_at), self.result,
                     problem, self.keep)
         self._wake()
@@ -145,6 +150,56 @@ class Job:
 
 
 Work = Callable[[Callable[[Event], None]], Mapping[str, Any] | None]
+FLUSH_TIMEOUT = 30.0  # seconds a job's end waits for its events to be in the store
+BATCH = 500  # events written in one transaction at most
+
+
+class Writer:
+    """Writes jobs' events to the store in a thread of its own, as many as wait in one
+    transaction: a job's work never waits for the store (a commit takes milliseconds, tens on
+    a busy disk, and a deploy can log hundreds of lines). Events are written in the order they
+    came; `flush` waits until those that came before it are written."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        # (job id, number, event) to write, or an Event to set once those before it are written
+        self._queue: queue.SimpleQueue[tuple[str, int, dict[str, Any]] | threading.Event] = (
+            queue.SimpleQueue())
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def event(self, job_id: str, seq: int, data: dict[str, Any]) -> None:
+        self._started()
+        self._queue.put((job_id, seq, data))
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every event put before is written (or failed: the log says so)."""
+        done = threading.Event()
+        self._started()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def _started(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, daemon=True, name="job-events")
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < BATCH:
+                    batch.append(self._queue.get_nowait())
+            events = [item for item in batch if isinstance(item, tuple)]
+            if events:
+                try:
+                    saved.add_events(self.store, events)
+                except Exception:
+                    log.exception("writing %d job events to the state store failed", len(events))
+            for item in batch:
+                if isinstance(item, threading.Event):
+                    item.set()
 
 
 class Jobs:
@@ -154,6 +209,7 @@ class Jobs:
                  server: str | None = None) -> None:
         self.keep, self.max_running, self.store = keep, max_running, store
         self.server = server or socket.gethostname()  # the host: its jobs are ours when we start
+        self.writer = Writer(store) if store is not None else None
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -254,7 +310,8 @@ class Jobs:
                 log.exception("job %s: recording its end failed", job.id)
 
     def _new(self, kind: str, app: str, env: str | None, instance: str | None, by: str) -> Job:
-        return Job(uuid.uuid4().hex, kind, app, env, instance, by, store=self.store, keep=self.keep)
+        return Job(uuid.uuid4().hex, kind, app, env, instance, by, store=self.store, writer=self.writer,
+                   keep=self.keep)
 
     def _save(self, job: Job) -> None:
         """Write the new job to the store before its work starts: a store that cannot take it

@@ -5,7 +5,7 @@ with their events; older ones are deleted when another ends."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,8 +51,14 @@ def add(store: Store, job_id: str, kind: str, app: str, env: str | None, instanc
 
 
 def add_event(store: Store, job_id: str, seq: int, data: Mapping[str, Any]) -> None:
+    add_events(store, [(job_id, seq, data)])
+
+
+def add_events(store: Store, events: Iterable[tuple[str, int, Mapping[str, Any]]]) -> None:
+    """(job id, number, event) rows, in one transaction."""
     with store.session() as session:
-        session.add(ServerJobEventRow(job_id=job_id, seq=seq, data=plain_detail(data)))
+        session.add_all([ServerJobEventRow(job_id=job_id, seq=seq, data=plain_detail(data))
+                         for job_id, seq, data in events])
 
 
 def finish(store: Store, job_id: str, state: str, at: datetime, result: Mapping[str, Any] | None,

@@ -110,3 +110,17 @@ def test_a_job_refused_as_busy_leaves_nothing_in_the_store(store: Store) -> None
     release.set()
     assert jobs.wait(10)
     assert [(r.id, r.state) for r in saved.listing(store)] == [(held.id, "ok")]
+
+
+def test_every_event_of_a_chatty_job_is_in_the_store_in_order_when_it_ends(store: Store) -> None:
+    jobs = Jobs(store=store)
+
+    def work(report: object) -> None:
+        assert callable(report)
+        for n in range(1200):  # more than one batch
+            report(Note(f"line {n}"))
+
+    job = jobs.start("up", "shop", "test", None, "alice", work)
+    assert jobs.wait(60)
+    kept = saved.events(store, job.id)
+    assert [e["seq"] for e in kept] == list(range(1, 1201)) and kept == job.events
