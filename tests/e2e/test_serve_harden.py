@@ -182,3 +182,49 @@ def test_mcp_over_stdio_writes_only_the_protocol_on_stdout_and_each_log_line_onc
     lines = [line for line in errors.read_text().splitlines() if line.strip()]
     assert not [line for line in lines if "alembic" in line or "Running upgrade" in line], lines
     assert len(lines) == len(set(lines)), lines  # each line once
+
+
+def test_a_token_for_one_app_may_not_deploy_or_approve_on_another(tmp_path: Path) -> None:
+    """`deploy:GLOB` held on every app of the server: a CI token of one team could deploy
+    another team's app. `deploy:APP/GLOB` holds on APP only (API, MCP and dashboard alike)."""
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    from envplane.server import apps, auth, home
+    from tests.support import busybox_app, free_port_block
+
+    world = make_world(tmp_path)
+    other = f"ot{uuid.uuid4().hex[:6]}"
+    store = home.open_server_store(world.environ)
+    apps.add(store, busybox_app(tmp_path / "other", other, free_port_block()))
+    _, raw = auth.create_token(store, "shop-ci", [f"deploy:{world.app}/test", f"approve:{world.app}/*"])
+    mine = {"Authorization": f"Bearer {raw.reveal()}"}
+    with serving(world) as served:
+        api = httpx.Client(base_url=f"{served.base}/api/v1", headers=mine, timeout=60)
+        for app in (world.app, other):
+            refused = {path: api.post(f"/apps/{app}{path}", json=body) for path, body in (
+                ("/envs/test/up", {"pr": 3, "ref": "no-such-ref"}), ("/previews", {"pr": 3, "ref": "no-such-ref"}),
+                ("/envs/staging/up", {"ref": "no-such-ref"}),
+                ("/releases/v1.0.0/approve", {"to": "production"}))}
+            statuses = {path: answer.status_code for path, answer in refused.items()}
+            if app == other:  # nothing on another app
+                assert set(statuses.values()) == {403}, statuses
+                assert f"of app {other}" in refused["/envs/test/up"].json()["detail"]
+                assert f"deploy:{other}/test" in refused["/envs/test/up"].json()["hint"]
+            else:  # its own app's test env: past the scope check (the ref is what is refused)
+                assert statuses["/envs/test/up"] != 403 and statuses["/previews"] != 403, statuses
+                assert statuses["/envs/staging/up"] == 403, statuses
+                assert statuses["/releases/v1.0.0/approve"] != 403 or "approve" not in \
+                    refused["/releases/v1.0.0/approve"].json()["detail"], refused["/releases/v1.0.0/approve"].text
+        assert httpx.get(f"{served.base}/api/v1/jobs", headers=world.auth("admin")).json() == []
+
+        async def preview(app: str) -> Any:
+            http = create_mcp_http_client(headers=mine)
+            async with http, Client(streamable_http_client(f"{served.base}/mcp", http_client=http)) as client:
+                return await client.call_tool("preview_up", {"app": app, "pr": 3})
+
+        import anyio
+
+        answer = anyio.run(preview, other)
+        assert answer.is_error and f"may not deploy on env test of app {other}" in answer.content[0].text

@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from envplane.errors import Forbidden, GateError, NeedsConfirmation, NotFound, NothingToDo, UsageError
 from envplane.events import Report, ignore
 from envplane.server import problems
-from envplane.server.auth import Principal
+from envplane.server.auth import ENV_ACTIONS, Principal
 from envplane.server.jobs import Job, Jobs
 from envplane.state import audit
 
@@ -96,13 +96,15 @@ async def principal_of(request: Request,
     return session
 
 
-def allow(principal: Principal, action: str, env: str | None = None) -> None:
-    """403 unless the principal's scopes allow `action` (on `env`)."""
-    if not principal.may(action, env):
-        where = f" on env {env}" if env else ""
-        scope = f"{action}:{env or '*'}" if action in ("deploy", "approve") else action
+def allow(principal: Principal, action: str, env: str | None = None, app: str | None = None) -> None:
+    """403 unless the principal's scopes allow `action` (on `env` of `app`)."""
+    if not principal.may(action, env, app):
+        scoped = app is not None and action in ENV_ACTIONS
+        where = (f" on env {env}" if env else "") + (f" of app {app}" if scoped else "")
+        scope = f"{action}:{env or '*'}" if action in ENV_ACTIONS else action
+        either = f" or {action}:{app}/{env or '*'}" if scoped else ""
         raise Forbidden(f"{principal.actor} may not {action}{where}",
-                        f"that needs the scope {scope} (or a pattern matching it, or admin)")
+                        f"that needs the scope {scope}{either} (or a pattern matching it, or admin)")
 
 
 def require(action: str, env_param: str | None = None) -> Callable[..., Awaitable[Principal]]:
@@ -116,7 +118,7 @@ def require(action: str, env_param: str | None = None) -> Callable[..., Awaitabl
         env = None
         if env_param is not None:
             env = request.path_params.get(env_param) or request.query_params.get(env_param)
-        allow(principal, action, env)
+        allow(principal, action, env, request.path_params.get("app"))
         return principal
 
     return dependency
@@ -397,7 +399,7 @@ def release(app: AppName, body: ReleaseRequest, request: Request,
     from envplane import checkouts
     from envplane.service import releases
 
-    allow(principal, "deploy", body.env)
+    allow(principal, "deploy", body.env, app)
     project = acting(context(request), app, principal, body.env)
     checkouts.checked_ref(project, body.ref)  # the checkout's commit, or a sha to fetch: else 4xx, no job
 
@@ -421,7 +423,7 @@ def promote(app: AppName, version: Version, body: PromoteRequest, request: Reque
     from envplane.release.versions import require as version_of
     from envplane.server import approvals
 
-    allow(principal, "deploy", body.to)
+    allow(principal, "deploy", body.to, app)
     project = acting(context(request), app, principal, body.to)
     version_of(version)
 
@@ -473,7 +475,7 @@ def approve(app: AppName, version: Version, body: ApproveRequest, request: Reque
     from envplane.release.versions import require as version_of
     from envplane.server import approvals
 
-    allow(principal, "approve", body.to)
+    allow(principal, "approve", body.to, app)
     project = acting(context(request), app, principal, body.to)
     version_of(version)
     done = approvals.approve(project, version, body.to, principal, environ=project.environ)
@@ -586,7 +588,7 @@ def _preview_env(principal: Principal, project: Project) -> str:
     from envplane import preview
 
     env = preview.preview_env(project.envs)
-    allow(principal, "deploy", env)
+    allow(principal, "deploy", env, project.app)
     return env
 
 

@@ -122,9 +122,10 @@ def approve(project: Project, version: str, env: str, principal: Principal,
     """Approve a release for `env` as the principal's user, signed by the server."""
     from envplane.release import flow
 
-    if not principal.may("approve", env):
-        raise Forbidden(f"{principal.actor} may not approve releases for {env}",
-                        f"approving needs the scope approve:{env} (or a pattern matching it, or admin)")
+    if not principal.may("approve", env, project.app):
+        raise Forbidden(f"{principal.actor} may not approve releases for {env} of app {project.app}",
+                        f"approving needs the scope approve:{env} or approve:{project.app}/{env} (or a "
+                        "pattern matching it, or admin)")
     vouch = vouch_for(principal, _environ(environ), "an approval")
     session = _session(project, principal, ignore, True, environ)
     signer = flow.approve(session, version, env, None, vouch=vouch)
@@ -166,9 +167,10 @@ def _requester(project: Project, env: str, principal: Principal, environ: Mappin
     env's approval gate is on; nobody where it is off (a display name is enough there)."""
     from envplane.release.flow import only_through_gates
 
-    if not principal.may("deploy", env):
-        raise Forbidden(f"{principal.actor} may not deploy to {env}",
-                        f"that needs the scope deploy:{env} (or a pattern matching it, or admin)")
+    if not principal.may("deploy", env, project.app):
+        raise Forbidden(f"{principal.actor} may not deploy to {env} of app {project.app}",
+                        f"that needs the scope deploy:{env} or deploy:{project.app}/{env} (or a pattern "
+                        "matching it, or admin)")
     if not only_through_gates(project.env(env)):
         return None
     return vouch_for(principal, _environ(environ), f"{doing} into {env} (its approval gate is on)")

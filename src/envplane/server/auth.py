@@ -9,6 +9,8 @@ A scope names what its holder may do:
   admin             everything, on every env
 GLOB is an env name with `*` (any run of characters) and `?` (one); it matches the whole
 name: `deploy:test` allows env test only, never test-prod; `deploy:test*` allows both.
+`deploy:APP/GLOB` and `approve:APP/GLOB` hold for the apps APP matches only (a name or a
+pattern, as GLOB); without `APP/` a scope holds for every app of the server.
 
 Tokens are 256 random bits behind the prefix `envp_`; only their SHA-256 is stored (a fast
 hash is enough for that much randomness, and it lets the lookup be an indexed equality),
@@ -61,8 +63,8 @@ MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 # scrypt: N=2^15, r=8 → 32 MiB and ~0.1 s per hash; kept in each hash so it can be raised.
 SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P = 15, 8, 1
-SCOPES_HINT = ("scopes: read, read:logs, deploy:ENV, approve:ENV, admin (ENV may hold * and ?, "
-               "e.g. deploy:test, approve:production, deploy:*)")
+SCOPES_HINT = ("scopes: read, read:logs, deploy:[APP/]ENV, approve:[APP/]ENV, admin (APP and ENV may "
+               "hold * and ?, e.g. deploy:test, approve:production, deploy:*, deploy:shop/staging)")
 
 Kind = Literal["user", "token"]
 
@@ -81,12 +83,13 @@ class Principal:
         if self.kind == "user" and self.user is None:
             object.__setattr__(self, "user", self.name)
 
-    def may(self, action: str, env: str | None = None) -> bool:
-        """Whether the scopes allow `action` (on `env` for deploy and approve; with no env,
-        only a scope for every env — `deploy:*`, admin — allows them)."""
+    def may(self, action: str, env: str | None = None, app: str | None = None) -> bool:
+        """Whether the scopes allow `action` (on `env` of `app` for deploy and approve; with
+        no env, only a scope for every env — `deploy:*`, admin — allows them, and with no
+        app only a scope for every app)."""
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}; known: {', '.join(sorted(ACTIONS))}")
-        return any(scope_allows(scope, action, env) for scope in self.scopes)
+        return any(scope_allows(scope, action, env, app) for scope in self.scopes)
 
     @property
     def actor(self) -> str:
@@ -96,12 +99,15 @@ class Principal:
         return f"{self.user} (token {self.name})" if self.user else f"token:{self.name}"
 
 
-def scope_allows(scope: str, action: str, env: str | None) -> bool:
+def scope_allows(scope: str, action: str, env: str | None, app: str | None = None) -> bool:
     if scope == "admin":
         return True
     if action in ENV_ACTIONS:
         kind, sep, glob = scope.partition(":")
         if kind != action or not sep:
+            return False
+        apps, slash, glob = glob.rpartition("/")
+        if slash and not (apps == "*" if app is None else fnmatchcase(app, apps)):
             return False
         return glob == "*" if env is None else fnmatchcase(env, glob)
     if action == "read":
@@ -116,11 +122,16 @@ def parse_scope(text: str) -> str:
         return scope
     kind, sep, glob = scope.partition(":")
     if kind in ENV_ACTIONS and sep:
-        if GLOB.fullmatch(glob):
+        apps, slash, envs = glob.partition("/")
+        if slash and not GLOB.fullmatch(apps):
+            raise UsageError(f"scope {text!r}: {apps!r} is not an app name or pattern",
+                             "app names are lower-case letters, digits and -; * and ? match any "
+                             "characters, e.g. deploy:shop/staging, deploy:shop-*/test")
+        if GLOB.fullmatch(envs if slash else glob):
             return scope
-        raise UsageError(f"scope {text!r}: {glob!r} is not an env name or pattern",
+        raise UsageError(f"scope {text!r}: {(envs if slash else glob)!r} is not an env name or pattern",
                          "env names are lower-case letters, digits and -; * and ? match any "
-                         "characters, e.g. deploy:test, deploy:pr-*")
+                         "characters, e.g. deploy:test, deploy:pr-*, deploy:shop/test")
     raise UsageError(f"unknown scope {text!r}", SCOPES_HINT)
 
 

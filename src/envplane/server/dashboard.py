@@ -177,8 +177,10 @@ def signed_in(request: Request, action: str = "read", env: str | None = None) ->
     if session is None:
         back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise Refused(303, "log in first", location=f"/login?next={quote(back)}")
-    if not session.principal.may(action, env):
-        raise Refused(403, f"{session.principal.name} may not {action}" + (f" on {env}" if env else ""),
+    app = request.path_params.get("app")  # an app-bound scope (deploy:APP/ENV) holds on its app only
+    if not session.principal.may(action, env, app):
+        raise Refused(403, f"{session.principal.name} may not {action}" + (f" on {env}" if env else "")
+                      + (f" of app {app}" if app and action in ("deploy", "approve") else ""),
                       "an admin grants scopes: `envplane users` on the server")
     return session
 
@@ -593,7 +595,7 @@ def still_allowed(request: Request, action: str, env: str | None) -> bool:
     """Whether the session of a long stream still exists and may still do `action` (a user
     logged out, removed or stripped of the scope stops watching within RECHECK seconds)."""
     session = session_of(request)
-    return session is not None and session.principal.may(action, env)
+    return session is not None and session.principal.may(action, env, request.path_params.get("app"))
 
 
 def _sse(event: str, data: str) -> str:
@@ -684,10 +686,11 @@ def release_page(request: Request, app: str, version: str, approved: str = "") -
     for g in shown.gates:
         by_env.setdefault(g.env, []).append(g)
     promotable = [name for name, cfg in project.envs.items()
-                  if cfg.promote_from is not None and session.principal.may("deploy", name)]
+                  if cfg.promote_from is not None and session.principal.may("deploy", name, project.app)]
     return page(request, "release.html", session, secrets=secrets_of(project), app=project.app,
                 release=shown.release, gates=by_env, gated=gated, placed=shown.placed,
-                approvable=[e for e in gated if session.principal.may("approve", e)], promotable=promotable,
+                approvable=[e for e in gated if session.principal.may("approve", e, project.app)],
+                promotable=promotable,
                 message=f"You approved {version} for {approved}." if approved in gated else "")
 
 

@@ -25,7 +25,7 @@ from envplane import __version__, events
 from envplane.errors import EnvplaneError, GateError, NothingToDo, UsageError
 from envplane.events import Event, Note, Report, StepFinished, ignore
 from envplane.secret import Secret, mask_known
-from envplane.server.auth import Principal
+from envplane.server.auth import ENV_ACTIONS, Principal
 from envplane.spec.load import Project
 
 T = TypeVar("T")
@@ -286,7 +286,7 @@ class Tools:
 
     def _reader(self, ctx: Context, app: str, action: str, env: str | None) -> Project:
         """The app named (or the only one), once the caller may do `action` on `env`."""
-        _check(self.identify(ctx), action, env)
+        _check(self.identify(ctx), action, env, app or None)
         return _answer_errors(lambda: self._project(app, self.apps.environ))
 
     def _changer(self, ctx: Context, app: str, env_of: Callable[[Project], str]
@@ -298,7 +298,7 @@ class Tools:
         project = _answer_errors(lambda: self._project(app, acting))
         env = _answer_errors(lambda: env_of(project))
         _answer_errors(lambda: project.env(env))
-        _check(caller, "deploy", env)
+        _check(caller, "deploy", env, project.app)
         return caller, project, env
 
     def _change(self, caller: Principal, project: Project, tool: str, env: str, instance: str,
@@ -358,15 +358,17 @@ def _preview_env(project: Project) -> str:
     return preview.preview_env(project.envs)
 
 
-def _check(caller: Principal, action: str, env: str | None) -> None:
-    if not caller.may(action, env):
-        where = f" on env {env}" if env else ""
-        raise ToolError(f"{caller.name} may not {action}{where}: {_scope_hint(action, env)}")
+def _check(caller: Principal, action: str, env: str | None, app: str | None) -> None:
+    if not caller.may(action, env, app):
+        scoped = app if app and action in ENV_ACTIONS else None
+        where = (f" on env {env}" if env else "") + (f" of app {scoped}" if scoped else "")
+        raise ToolError(f"{caller.name} may not {action}{where}: {_scope_hint(action, env, scoped)}")
 
 
-def _scope_hint(action: str, env: str | None) -> str:
-    scope = {"deploy": f"deploy:{env or '*'}", "approve": f"approve:{env or '*'}"}.get(action, action)
-    return f"its token needs the scope {scope} (or admin)"
+def _scope_hint(action: str, env: str | None, app: str | None = None) -> str:
+    scope = f"{action}:{env or '*'}" if action in ENV_ACTIONS else action
+    either = f" or {action}:{app}/{env or '*'}" if app else ""
+    return f"its token needs the scope {scope}{either} (or admin)"
 
 
 def _last_lines(project: Project, env: str, pr: int | None, service: str, lines: int) -> str:

@@ -94,7 +94,7 @@ def test_valid_scopes_parse(scope: str):
     ("deploy:[a-z]*", "'[a-z]*' is not an env name or pattern"),
     ("deploy:Production", "'Production' is not an env name or pattern"),
     ("deploy:test prod", "'test prod' is not an env name or pattern"),
-    ("approve:../x", "'../x' is not an env name or pattern"),
+    ("approve:../x", "'..' is not an app name or pattern"),  # APP/ENV: '..' is no app
 ])
 def test_bad_scopes_are_usage_errors_naming_them(scope: str, message: str):
     with pytest.raises(UsageError) as caught:
@@ -130,3 +130,33 @@ def test_expiries_out_of_range_or_unreadable_are_usage_errors(text: str):
 
     with pytest.raises(UsageError):
         parse_expiry(text)
+
+
+@pytest.mark.parametrize(("scope", "app", "env", "allowed"), [
+    ("deploy:shop/test", "shop", "test", True),
+    ("deploy:shop/test", "blog", "test", False),  # another app of the same server
+    ("deploy:shop/test", "shop", "production", False),
+    ("deploy:shop/test", None, "test", False),  # a request naming no app: only a scope for every app
+    ("deploy:shop-*/test", "shop-eu", "test", True),
+    ("deploy:shop-*/test", "shop", "test", False),
+    ("deploy:*/test", None, "test", True),
+    ("deploy:shop/*", "shop", None, True),
+    ("deploy:test", "blog", "test", True),  # no app part: every app, as before
+    ("approve:shop/production", "shop", "production", False),  # approving is not deploying
+])
+def test_a_scope_with_an_app_part_holds_on_the_apps_it_names_only(scope: str, app: str | None, env: str | None,
+                                                                   allowed: bool):
+    assert token(scope).may("deploy", env, app) is allowed
+
+
+def test_app_bound_scopes_are_checked_as_they_are_given():
+    assert parse_scope("deploy:shop/test") == "deploy:shop/test"
+    assert parse_scope("approve:shop-*/prod*") == "approve:shop-*/prod*"
+    assert token("approve:shop/production").may("approve", "production", "shop")
+    assert not token("approve:shop/production").may("approve", "production", "blog")
+    assert token("deploy:shop/test").may("read")  # every scope reads, as before
+    for bad, said in (("deploy:Shop/test", "not an app name"), ("deploy:shop/Test", "not an env name"),
+                      ("deploy:shop/test/x", "not an env name"), ("deploy:/test", "not an app name"),
+                      ("read:shop/test", "unknown scope")):
+        with pytest.raises(UsageError, match=said):
+            parse_scope(bad)
