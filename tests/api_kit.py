@@ -97,7 +97,9 @@ def serving(world: World, *args: str) -> Iterator[Served]:
                                env=world.environ, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        # A cold start imports FastAPI, uvicorn and the MCP SDK: seconds of CPU, which a loaded
+        # two-core machine stretches well past 30 s.
+        deadline = time.monotonic() + 90
         while True:
             try:
                 with urllib.request.urlopen(base + "/healthz", timeout=2) as answer:
@@ -106,7 +108,9 @@ def serving(world: World, *args: str) -> Iterator[Served]:
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     log.flush()
-                    raise AssertionError("envplane serve did not start: " + log_file.read_text()) from None
+                    why = (f"exited with code {process.returncode}" if process.poll() is not None
+                           else "not answering /healthz after 90 s")
+                    raise AssertionError(f"envplane serve did not start ({why}): {log_file.read_text()}") from None
                 time.sleep(0.1)
         yield Served(base, log_file)
     finally:

@@ -122,3 +122,42 @@ def test_two_commits_released_at_once_each_run_the_files_they_record(world: Worl
     assert served_by == {first: "first\n", second: "second\n"}
     recorded = {r.release.commit for r in releases.list_releases(project).releases}
     assert recorded == {first, second}
+
+
+def test_two_releases_at_once_take_two_versions(world: World) -> None:
+    """Two `release staging` of the checkout at the same moment (two people, or a push and a
+    person): each gets a version of its own, and each version's tag names the images it
+    recorded (the second build must not re-tag the first's number)."""
+    import subprocess
+
+    project = actions.open_project(world.app_dir, world.environ)
+    first_building = threading.Event()
+    failures: list[BaseException] = []
+    made: list[releases.Released] = []
+
+    def report(event: Event) -> None:
+        if isinstance(event, StepStarted) and event.step == "build" and not first_building.is_set():
+            first_building.set()
+            time.sleep(4)  # the second release numbers itself while this one builds
+
+    def release(hook: Callable[[Event], None] | None) -> None:
+        try:
+            made.append(releases.create(project, "staging", report=hook or (lambda event: None)))
+        except BaseException as exc:  # failed in its thread: the test reports it
+            failures.append(exc)
+
+    threads = [threading.Thread(target=release, args=(report,))]
+    threads[0].start()
+    assert first_building.wait(120), "the first release never started its build"
+    threads.append(threading.Thread(target=release, args=(None,)))
+    threads[1].start()
+    for thread in threads:
+        thread.join(300)
+    assert not failures, failures
+    assert sorted(r.version for r in made) == ["v1.0.0", "v1.0.1"]
+    for done in made:
+        for image in (i for i in done.images.values() if i.get("built")):
+            tagged = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}",
+                                     f"{image['ref'].rsplit(':', 1)[0]}:{done.version}"],
+                                    capture_output=True, text=True, check=True).stdout.strip()
+            assert tagged == image["id"], (done.version, image)

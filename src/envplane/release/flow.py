@@ -127,6 +127,9 @@ def with_version(project: Project, version: str) -> Project:
     return replace(project, environ=MappingProxyType({**project.environ, "IMAGE_TAG": version}))
 
 
+NUMBERING = ("releases", "next-version")  # the app's lock over version numbers (env, instance)
+
+
 def create(session: lifecycle.Session, env: str, pr: int | None, ref: str | None,
            on_step: StepHook, health_timeout: float, on_wait: WaitHook = no_wait,
            commit: str | None = None) -> tuple[Release, Deployed]:
@@ -143,40 +146,43 @@ def create(session: lifecycle.Session, env: str, pr: int | None, ref: str | None
                          f"`envplane promote VERSION --to {env}`")
     if commit is None:
         commit = checked_out(project.root, ref) if ref else git_commit(project.root, None)
-    recorded = [r.version for r in store.list_releases(session.store, project.app)]
-    version = str(next_release([*git_tags(project.root), *recorded]))
-    commit_tag = f"sha-{commit[:12]}"
-    target = actions.resolve_checked(with_version(project, commit_tag), env, pr, None)
-    work = project.root / ".envplane" / "releases" / version
-    ComposeRuntime().check()
-    # No version number is taken until the release can run: the checks that need no image
-    # before the build, then the images and a trial of the new containers after it.
-    cheap = ("isolation", "ports", "servers", "user-secrets")
-    Applier(project, on_step=on_step).preflight(plan_up(target, project.root), cheap)
-    build = Step("build", "run", f"build the images of {version} once, tagged {commit_tag} and {version}")
-    on_step(build, "start", 0.0)
-    started = time.monotonic()
-    try:
-        built = release_images.build_and_tag(target, project.compose[0].file.parent, work, commit_tag,
-                                             version)
-    except EnvplaneError:
-        on_step(build, "failed", time.monotonic() - started)
-        raise
-    on_step(build, "ok", time.monotonic() - started)
-    released = with_version(project, version)
-    pinned_target = pinned(actions.resolve_checked(released, env, pr, None), version, built)
-    # A remote host gets the images here, the release's way (registry, else missing layers),
-    # before the pre-flight looks for them there (it would send them its own way, unrecorded).
-    sent = _transfer(released, pinned_target, version, built, on_step) if _sends(pinned_target) else None
-    Applier(released, on_step=on_step).preflight(
-        plan_up(pinned_target, project.root),
-        ("images", "trial") if pinned_target.env.strategy != "blue-green" else ("images",))
-    release = store.record_release(session.store, project.app, version, built, session.actor,
-                                   ref=ref, commit=commit)
-    session.audit("release", target, "ok", {"version": version, "commit": commit,
-                                            "images": {k: v["ref"] for k, v in built.items()}})
-    if sent is not None:
-        _record_transfer(session, pinned_target, release, *sent)
+    # One release numbers itself at a time, from picking the next version to recording it: two at
+    # once would both take v1.0.N, and the second build would re-tag the first's images.
+    with session.holding(project.app, *NUMBERING):
+        recorded = [r.version for r in store.list_releases(session.store, project.app)]
+        version = str(next_release([*git_tags(project.root), *recorded]))
+        commit_tag = f"sha-{commit[:12]}"
+        target = actions.resolve_checked(with_version(project, commit_tag), env, pr, None)
+        work = project.root / ".envplane" / "releases" / version
+        ComposeRuntime().check()
+        # No version number is taken until the release can run: the checks that need no image
+        # before the build, then the images and a trial of the new containers after it.
+        cheap = ("isolation", "ports", "servers", "user-secrets")
+        Applier(project, on_step=on_step).preflight(plan_up(target, project.root), cheap)
+        build = Step("build", "run", f"build the images of {version} once, tagged {commit_tag} and {version}")
+        on_step(build, "start", 0.0)
+        started = time.monotonic()
+        try:
+            built = release_images.build_and_tag(target, project.compose[0].file.parent, work, commit_tag,
+                                                 version)
+        except EnvplaneError:
+            on_step(build, "failed", time.monotonic() - started)
+            raise
+        on_step(build, "ok", time.monotonic() - started)
+        released = with_version(project, version)
+        pinned_target = pinned(actions.resolve_checked(released, env, pr, None), version, built)
+        # A remote host gets the images here, the release's way (registry, else missing layers),
+        # before the pre-flight looks for them there (it would send them its own way, unrecorded).
+        sent = _transfer(released, pinned_target, version, built, on_step) if _sends(pinned_target) else None
+        Applier(released, on_step=on_step).preflight(
+            plan_up(pinned_target, project.root),
+            ("images", "trial") if pinned_target.env.strategy != "blue-green" else ("images",))
+        release = store.record_release(session.store, project.app, version, built, session.actor,
+                                       ref=ref, commit=commit)
+        session.audit("release", target, "ok", {"version": version, "commit": commit,
+                                                "images": {k: v["ref"] for k, v in built.items()}})
+        if sent is not None:
+            _record_transfer(session, pinned_target, release, *sent)
     return release, deploy(session, release, env, pr, "deploy", on_step, health_timeout, on_wait,
                            sent=sent is not None)
 
