@@ -93,6 +93,14 @@ def test_the_audit_log_and_its_verification_are_what_the_cli_prints(
     assert both.log == found and both.verified == checked
 
 
+def test_an_instance_s_deployments_come_with_their_steps(running: tuple[actions.Project, str]) -> None:
+    project, _ = running
+    [last, *_] = instances.deployments(project, "test", "pr-6")
+    assert last.status == "ok" and last.seconds is not None
+    assert {"start", "health"} <= {kind for kind, _, status, _ in last.steps if status == "ok"}
+    assert instances.deployments(project, "test", "pr-99") == []
+
+
 def test_no_store_no_audit_log_and_none_is_made(tmp_path: Path) -> None:
     from envplane.state import location
 
@@ -101,4 +109,5 @@ def test_no_store_no_audit_log_and_none_is_made(tmp_path: Path) -> None:
     for read in (audit.log, audit.verify, audit.checked_log, audit.start_keyed):
         with pytest.raises(NothingToDo, match="no audit log"):
             read(project)
+    assert instances.deployments(project, "test", "pr-1") == []
     assert not location.state_path(project.root).exists()

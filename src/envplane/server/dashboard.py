@@ -15,8 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -460,57 +459,11 @@ def ladder_page(request: Request) -> HTMLResponse:
                 ladders=ladders, active="ladder")
 
 
-# -- an app's own state store ---------------------------------------------------------------
-@contextmanager
-def app_store(project: Project, environ: Mapping[str, str]) -> Iterator[Store | None]:
-    """The app's state store to read, None when it has none yet (a read makes none)."""
-    from envplane.state.db import open_existing
-
-    store = open_existing(project.root, environ.get("ENVPLANE_STATE_URL"))
-    try:
-        yield store
-    finally:
-        if store is not None:
-            store.close()
-
-
 # -- an instance ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Deployment:
-    id: int
-    version: str | None
-    ref: str | None
-    status: str
-    actor: str
-    colour: str | None
-    started_at: datetime
-    seconds: float | None
-    steps: tuple[tuple[str, str, str, float | None], ...]  # (kind, description, status, seconds)
-
-
-def deployments_of(project: Project, environ: Mapping[str, str], env: str, instance: str,
-                   limit: int = 10) -> list[Deployment]:
-    """The instance's latest deployments, newest first, with each step's timing."""
-    from envplane.state import instances
-
-    with app_store(project, environ) as store:
-        if store is None:
-            return []
-        found = []
-        for d in instances.deployments(store, project.app, env, instance)[:limit]:
-            steps = tuple((s.kind, mask_known(s.description), s.status, _seconds(s.started_at, s.finished_at))
-                          for s in instances.steps(store, d.id))
-            found.append(Deployment(d.id, d.version, d.ref, d.status, d.actor, d.colour, d.started_at,
-                                    _seconds(d.started_at, d.finished_at), steps))
-        return found
-
-
-def _seconds(start: datetime, end: datetime | None) -> float | None:
-    return None if end is None else round((end - start).total_seconds(), 1)
-
-
 @router.get("/apps/{app}/instances/{env}/{instance}", response_class=HTMLResponse)
 def instance_page(request: Request, app: str, env: str, instance: str) -> HTMLResponse:
+    from envplane.service import instances
+
     session = signed_in(request, "read", env)
     project = app_project(request, app)
     project.env(env)  # an unknown env: 400 with the known ones
@@ -520,7 +473,7 @@ def instance_page(request: Request, app: str, env: str, instance: str) -> HTMLRe
                 None)
     return page(request, "instance.html", session, secrets=secrets_of(project), app=project.app, env=env,
                 instance=instance, rung=rung,
-                ladder_error=ladder.error, deployments=deployments_of(project, environ, env, instance),
+                ladder_error=ladder.error, deployments=instances.deployments(project, env, instance),
                 may_logs=session.principal.may("read:logs", env))
 
 
@@ -630,11 +583,10 @@ class PreviewRow:
 @router.get("/apps/{app}/previews", response_class=HTMLResponse)
 def previews_page(request: Request, app: str) -> HTMLResponse:
     from envplane import preview
-    from envplane.service import previews
+    from envplane.service import instances, previews
 
     session = signed_in(request, "read")
     project = app_project(request, app)
-    environ = environ_of(request)
     found = previews.list_previews(project)
     ttl = project.envs[found.env].ttl or "7d"
     now = datetime.now(UTC)
@@ -642,7 +594,7 @@ def previews_page(request: Request, app: str) -> HTMLResponse:
     for p in found.previews:
         if p.status == "purged":
             continue
-        last = deployments_of(project, environ, found.env, p.instance, limit=1)
+        last = instances.deployments(project, found.env, p.instance, limit=1)
         left = "-" if p.closed_at is None else _left(_utc(p.closed_at) + preview.duration(ttl) - now)
         rows.append(PreviewRow(p.instance.removeprefix("pr-"), p.status, p.ref,
                                last[0].actor if last else None, p.last_deploy_at, p.closed_at, left))

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -233,3 +234,43 @@ def _final_backup(session: Session, project: Project, target: Target, report: Re
     report(Note(f"final backup {backup} of {target.app} {target.id} taken (envplane backups, "
                 "envplane restore --from ID)"))
     return backup
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One deployment of an instance, with each step's timing (seconds: None while it runs)."""
+
+    id: int
+    version: str | None
+    ref: str | None
+    status: str
+    actor: str
+    colour: str | None
+    started_at: datetime
+    seconds: float | None
+    steps: tuple[tuple[str, str, str, float | None], ...]  # (kind, description, status, seconds)
+
+
+def deployments(project: Project, env: str, instance: str, limit: int = 10) -> list[Deployment]:
+    """The instance's latest deployments, newest first, with their steps (reads only: no store
+    is made where there is none)."""
+    from envplane.state import instances
+    from envplane.state.db import open_existing
+
+    store = open_existing(project.root, project.environ.get("ENVPLANE_STATE_URL"))
+    if store is None:
+        return []
+    try:
+        found = []
+        for d in instances.deployments(store, project.app, env, instance)[:limit]:
+            steps = tuple((s.kind, mask_known(s.description), s.status, _seconds(s.started_at, s.finished_at))
+                          for s in instances.steps(store, d.id))
+            found.append(Deployment(d.id, d.version, d.ref, d.status, d.actor, d.colour, d.started_at,
+                                    _seconds(d.started_at, d.finished_at), steps))
+        return found
+    finally:
+        store.close()
+
+
+def _seconds(start: datetime, end: datetime | None) -> float | None:
+    return None if end is None else round((end - start).total_seconds(), 1)
