@@ -177,7 +177,11 @@ def main() -> None:
         # Each PR takes a stride of 10 ports from the block; the single-instance envs publish
         # above the PRs' part of it.
         base = free_port_block(10 * args.n + 100)
-        env = {"DATA_PATH": "", "ENVPLANE_HOME": str(Path(tmp) / "home")}
+        # A proxy of the bench's own: never the default 8088/2019 (README's tour and anything
+        # else on the machine use those).
+        proxy = free_port_block(2)
+        env = {"DATA_PATH": "", "ENVPLANE_HOME": str(Path(tmp) / "home"),
+               "ENVPLANE_CADDY_LISTEN": f"127.0.0.1:{proxy}", "ENVPLANE_CADDY_ADMIN": f"http://127.0.0.1:{proxy + 1}"}
         if args.example:
             app = Path(tmp) / "app"
             env.update(example_app(app, name, base, args.n))
@@ -246,6 +250,7 @@ def main() -> None:
                 remove_example_images(name)
             subprocess.run([*ENVPLANE, "down", "staging", "--purge", "--yes"], cwd=app, capture_output=True,
                            env={**os.environ, **env})
+            subprocess.run([*ENVPLANE, "proxy", "down"], cwd=app, capture_output=True, env={**os.environ, **env})
 
 
 if __name__ == "__main__":
