@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -251,6 +252,32 @@ def wait_for(check: Callable[[], bool], seconds: float = 180, what: str = "condi
             return
         time.sleep(0.3)
     raise AssertionError(f"{what} not met in {seconds:.0f} s")
+
+
+def one_while_another_runs(first: Callable[[], object], second: Callable[[], object],
+                            started: threading.Event, what: str, seconds: float = 300) -> None:
+    """Run `first` in a thread; once it sets `started` (from inside its work, where the race
+    is), run `second` in another; wait for both and fail with whatever either raised."""
+    failures: list[BaseException] = []
+
+    def running(work: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                work()
+            except BaseException as exc:  # failed in its thread: reported below
+                failures.append(exc)
+        return run
+
+    threads = [threading.Thread(target=running(first))]
+    threads[0].start()
+    if not started.wait(120):
+        threads[0].join(seconds)
+        raise AssertionError(f"{what} never started: {failures}")
+    threads.append(threading.Thread(target=running(second)))
+    threads[1].start()
+    for thread in threads:
+        thread.join(seconds)
+    assert not failures, failures
 
 
 def busybox_repo(folder: Path, app_dir: str, name: str, page: str = "A\n") -> tuple[Path, Path]:

@@ -25,6 +25,7 @@ from tests.support import (
     cli,
     commit_file,
     git,
+    one_while_another_runs,
 )
 
 APP_DIR = "apps/shop"
@@ -72,7 +73,6 @@ def test_two_commits_of_one_pr_at_once_each_deploy_their_own_files(server: tuple
     project = load_project(app / "envplane.yaml", {**os.environ, **ENV})
     worktree = app / ".envplane" / "webhook" / "worktrees" / "pr-7"
     first_deploying, served_by = threading.Event(), {}
-    failures: list[BaseException] = []
 
     def reporter(sha: str) -> Callable[[Event], None]:
         def report(event: Event) -> None:
@@ -87,20 +87,9 @@ def test_two_commits_of_one_pr_at_once_each_deploy_their_own_files(server: tuple
                 served_by[sha] = served(app, 7)  # still under its lock: what this deploy runs
         return report
 
-    def deploy(sha: str) -> None:
-        try:
-            previews.up(project, 7, ref=sha, build=True, report=reporter(sha))
-        except BaseException as exc:  # failed in its thread: the test reports it
-            failures.append(exc)
-
-    threads = [threading.Thread(target=deploy, args=(first,))]
-    threads[0].start()
-    assert first_deploying.wait(120), "the first preview never started deploying"
-    threads.append(threading.Thread(target=deploy, args=(second,)))
-    threads[1].start()
-    for thread in threads:
-        thread.join(300)
-    assert not failures, failures
+    one_while_another_runs(lambda: previews.up(project, 7, ref=first, build=True, report=reporter(first)),
+                           lambda: previews.up(project, 7, ref=second, build=True, report=reporter(second)),
+                           first_deploying, "the first preview's deploy")
     store = open_existing(app, None)
     assert store is not None
     recorded = [d.ref for d in deployments(store, project.app, "test", "pr-7") if d.status == "ok"]

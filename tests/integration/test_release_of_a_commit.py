@@ -20,7 +20,7 @@ from envplane.events import Event, StepFinished, StepStarted
 from envplane.service import releases
 from tests.api_kit import World, make_world, serving
 from tests.integration.test_mcp_deploy_branch import call
-from tests.support import busybox_repo, commit_file, git, wait_for
+from tests.support import busybox_repo, commit_file, git, one_while_another_runs, wait_for
 
 APP_DIR = "apps/web"
 
@@ -90,7 +90,6 @@ def test_two_commits_released_at_once_each_run_the_files_they_record(world: Worl
     worktree = world.app_dir / ".envplane" / "webhook" / "worktrees" / "env-staging"
     port = int(project.envs["staging"].ports["web"][8080])
     first_building, served_by = threading.Event(), {}
-    failures: list[BaseException] = []
 
     def reporter(sha: str) -> Callable[[Event], None]:
         def report(event: Event) -> None:
@@ -105,20 +104,9 @@ def test_two_commits_released_at_once_each_run_the_files_they_record(world: Worl
                 served_by[sha] = httpx.get(f"http://127.0.0.1:{port}/index.html").text  # under its lock
         return report
 
-    def release(sha: str) -> None:
-        try:
-            releases.create(project, "staging", ref=sha, report=reporter(sha))
-        except BaseException as exc:  # failed in its thread: the test reports it
-            failures.append(exc)
-
-    threads = [threading.Thread(target=release, args=(first,))]
-    threads[0].start()
-    assert first_building.wait(120), "the first release never started"
-    threads.append(threading.Thread(target=release, args=(second,)))
-    threads[1].start()
-    for thread in threads:
-        thread.join(300)
-    assert not failures, failures
+    one_while_another_runs(lambda: releases.create(project, "staging", ref=first, report=reporter(first)),
+                           lambda: releases.create(project, "staging", ref=second, report=reporter(second)),
+                           first_building, "the first release")
     assert served_by == {first: "first\n", second: "second\n"}
     recorded = {r.release.commit for r in releases.list_releases(project).releases}
     assert recorded == {first, second}
@@ -132,7 +120,6 @@ def test_two_releases_at_once_take_two_versions(world: World) -> None:
 
     project = actions.open_project(world.app_dir, world.environ)
     first_building = threading.Event()
-    failures: list[BaseException] = []
     made: list[releases.Released] = []
 
     def report(event: Event) -> None:
@@ -140,20 +127,9 @@ def test_two_releases_at_once_take_two_versions(world: World) -> None:
             first_building.set()
             time.sleep(4)  # the second release numbers itself while this one builds
 
-    def release(hook: Callable[[Event], None] | None) -> None:
-        try:
-            made.append(releases.create(project, "staging", report=hook or (lambda event: None)))
-        except BaseException as exc:  # failed in its thread: the test reports it
-            failures.append(exc)
-
-    threads = [threading.Thread(target=release, args=(report,))]
-    threads[0].start()
-    assert first_building.wait(120), "the first release never started its build"
-    threads.append(threading.Thread(target=release, args=(None,)))
-    threads[1].start()
-    for thread in threads:
-        thread.join(300)
-    assert not failures, failures
+    one_while_another_runs(lambda: made.append(releases.create(project, "staging", report=report)),
+                           lambda: made.append(releases.create(project, "staging")),
+                           first_building, "the first release's build")
     assert sorted(r.version for r in made) == ["v1.0.0", "v1.0.1"]
     for done in made:
         for image in (i for i in done.images.values() if i.get("built")):
