@@ -66,6 +66,7 @@ services:
 
 
 CPU: list[float] = []  # envplane's own CPU seconds (user + system) of each run, the last one last
+CODES: list[int] = []  # the exit code of each run, the last one last
 
 
 def children_cpu() -> float:
@@ -84,6 +85,7 @@ def run(args: list[str], cwd: Path, env: dict[str, str], profile: Path | None = 
                           env={**os.environ, **env})
     took = time.perf_counter() - start
     CPU.append(children_cpu() - cpu)
+    CODES.append(done.returncode)
     if done.returncode != 0 and args[0] != "verify":  # verify also judges other tests' leftovers
         raise SystemExit(f"envplane {' '.join(args)} failed:\n{done.stdout[-1500:]}{done.stderr[-1500:]}")
     return took
@@ -181,7 +183,8 @@ def main() -> None:
         # else on the machine use those).
         proxy = free_port_block(2)
         env = {"DATA_PATH": "", "ENVPLANE_HOME": str(Path(tmp) / "home"),
-               "ENVPLANE_CADDY_LISTEN": f"127.0.0.1:{proxy}", "ENVPLANE_CADDY_ADMIN": f"http://127.0.0.1:{proxy + 1}"}
+               "ENVPLANE_CADDY_LISTEN": f"127.0.0.1:{proxy}",
+               "ENVPLANE_CADDY_ADMIN": f"http://127.0.0.1:{proxy + 1}"}
         if args.example:
             app = Path(tmp) / "app"
             env.update(example_app(app, name, base, args.n))
@@ -206,7 +209,9 @@ def main() -> None:
             print(f"status with {args.n} previews running: {status:.2f} s (best of 3; "
                   f"cpu {min(CPU[-3:]):.2f} s)", flush=True)
             verify = run(["verify"], app, env)
-            print(f"verify with {args.n} previews running: {verify:.2f} s (cpu {CPU[-1]:.2f} s)", flush=True)
+            verdict = "passed" if CODES[-1] == 0 else f"exit {CODES[-1]}"
+            print(f"verify with {args.n} previews running: {verify:.2f} s (cpu {CPU[-1]:.2f} s), {verdict}",
+                  flush=True)
             time.sleep(5)  # let the previews settle into idle
             used, containers = memory_mib(name)
             print(f"memory: {used:.0f} MiB in {containers} containers, "
@@ -250,7 +255,8 @@ def main() -> None:
                 remove_example_images(name)
             subprocess.run([*ENVPLANE, "down", "staging", "--purge", "--yes"], cwd=app, capture_output=True,
                            env={**os.environ, **env})
-            subprocess.run([*ENVPLANE, "proxy", "down"], cwd=app, capture_output=True, env={**os.environ, **env})
+            subprocess.run([*ENVPLANE, "proxy", "down"], cwd=app, capture_output=True,
+                           env={**os.environ, **env})
 
 
 if __name__ == "__main__":
