@@ -104,16 +104,17 @@ def test_a_ref_the_servers_checkout_is_not_at_is_refused_never_deployed_under_it
                            timeout=60)
         for path, body in (("/previews", {"pr": 4, "ref": "feature"}),
                            ("/envs/test/up", {"pr": 4, "ref": feature_sha}),
-                           ("/releases", {"env": "staging", "ref": feature_sha})):
+                           ("/releases", {"env": "staging", "ref": "feature"})):
             refused = api.post(path, json=body)
             assert refused.status_code == 400, (path, body, refused.text)
             assert "checkout" in refused.json()["detail"] and main_sha[:12] in refused.json()["detail"]
-        # A preview of another commit (a full sha) is fetched from the checkout's remote into
-        # the PR's own worktree (tests/integration/test_preview_of_a_commit.py): this checkout
-        # has no remote, so it is refused before any job.
+        # A preview or a release of another commit (a full sha) is fetched from the checkout's
+        # remote into a worktree of the instance's own (tests/integration/test_preview_of_a_commit.py,
+        # test_release_of_a_commit.py): this checkout has no remote, so it is refused before any job.
         for sha in (feature_sha, "0" * 40):
-            refused = api.post("/previews", json={"pr": 4, "ref": sha})
-            assert refused.status_code == 400 and "no remote 'origin'" in refused.json()["detail"], refused.text
+            for path, body in (("/previews", {"pr": 4, "ref": sha}), ("/releases", {"env": "staging", "ref": sha})):
+                refused = api.post(path, json=body)
+                assert refused.status_code == 400 and "no remote 'origin'" in refused.json()["detail"], refused.text
         assert httpx.get(f"{served.base}/api/v1/jobs", headers=world.auth("admin")).json() == []
         assert api.get("/previews").json()["previews"] == []
         # The checkout's own commit is what it deploys: accepted, recorded, and served.
