@@ -34,14 +34,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_up_local_runs_restarts_and_stops_cleanly(tmp_path: Path) -> None:
-    port = free_port()
-    (tmp_path / "server.py").write_text(SERVER)
-    (tmp_path / "compose.yaml").write_text(f"services:\n  api:\n    image: python\n    ports: ['{port}:8000']\n")
-    (tmp_path / "envplane.yaml").write_text(
+def write_app(folder: Path, port: int) -> None:
+    """App `proc`: one service, SERVER as its dev command, published on `port`."""
+    (folder / "server.py").write_text(SERVER)
+    (folder / "compose.yaml").write_text(f"services:\n  api:\n    image: python\n    ports: ['{port}:8000']\n")
+    (folder / "envplane.yaml").write_text(
         "app: proc\ndomain: example.com\ncompose: compose.yaml\n"
         f"services:\n  api:\n    public: 8000\n    health: /\n    dev: {sys.executable} server.py\n"
     )
+
+
+def test_up_local_runs_restarts_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    write_app(tmp_path, port)
     proc = subprocess.Popen([sys.executable, "-m", "envplane", "up", "local", "--timeout", "30"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "COLUMNS": "200"})
@@ -83,12 +88,7 @@ def test_ctrl_c_just_after_up_ends_the_run_cleanly(tmp_path: Path) -> None:
     from envplane.service import instances
 
     port = free_port()
-    (tmp_path / "server.py").write_text(SERVER)
-    (tmp_path / "compose.yaml").write_text(f"services:\n  api:\n    image: python\n    ports: ['{port}:8000']\n")
-    (tmp_path / "envplane.yaml").write_text(
-        "app: proc\ndomain: example.com\ncompose: compose.yaml\n"
-        f"services:\n  api:\n    public: 8000\n    health: /\n    dev: {sys.executable} server.py\n"
-    )
+    write_app(tmp_path, port)
     stop = threading.Event()
 
     def report(event: object) -> None:
