@@ -728,8 +728,7 @@ async def logs(app: AppName, env: EnvName, service: Annotated[str, Path(pattern=
         """The log command (service.logs: any runtime, the app's secrets to mask), read by a
         thread of its own into a bounded backlog, so a slow client never holds it up."""
         project = _project(context(request), app, env)
-        found = service_logs.reader(project, env, service, pr, run, follow=follow)
-        return LogSource(found.args, dict(found.environ or {}), list(found.secrets))
+        return LogSource.of(service_logs.reader(project, env, service, pr, run, follow=follow))
 
     lines = await run_in_threadpool(source)
 

@@ -29,7 +29,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import escape
 from pydantic import ValidationError
 
-from envplane.errors import EnvplaneError, NotFound, NothingToDo, UsageError
+from envplane.errors import EnvplaneError, NothingToDo, UsageError
 from envplane.secret import Secret, mask_known
 from envplane.server import web_session
 from envplane.server.log_stream import LogSource
@@ -484,21 +484,15 @@ RECHECK = 10.0  # seconds between two checks of a log stream's session
 
 def log_lines(project: Project, env: str, instance: str, service: str, follow: bool) -> LogSource:
     """A service's log lines, masked (the last 200, then new ones while `follow`)."""
-    from envplane.backends.runtime.compose import ComposeRuntime
-    from envplane.commands import docker as docker_cmd
     from envplane.names import Instance
-    from envplane.target import LABEL_SERVICE, resolve
+    from envplane.service import logs as service_logs
 
     which = Instance.from_id(env, instance)
-    target = resolve(project, env, which.pr, which.run)
-    if target.env.runtime not in ("compose",):
-        raise UsageError(f"the dashboard shows logs of compose envs; {env} runs on {target.env.runtime}",
+    runtime = project.env(env).runtime
+    if runtime != "compose":
+        raise UsageError(f"the dashboard shows logs of compose envs; {env} runs on {runtime}",
                          f"`envplane logs {env} {service}` on the server")
-    runtime = ComposeRuntime(target.engine)
-    matches = [c for c in runtime.containers(target.app, target.id) if c.labels.get(LABEL_SERVICE) == service]
-    if not matches:
-        raise NotFound(f"{service} of {target.app} {target.id} has no container: the instance is not up")
-    return LogSource(docker_cmd.logs(matches[0].name, follow), dict(runtime.env or {}), secrets_of(project))
+    return LogSource.of(service_logs.reader(project, env, service, which.pr, which.run, follow=follow))
 
 
 def _log_html(lines: list[str], skipped: int) -> str:

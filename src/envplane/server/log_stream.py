@@ -12,8 +12,12 @@ import subprocess
 import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from envplane.secret import Secret, mask_known
+
+if TYPE_CHECKING:
+    from envplane.service.logs import Reader
 
 LOG_BATCH = 500  # lines per batch at most: a burst goes out in a few events, not thousands
 LOG_BACKLOG = 5000  # lines kept for a slow reader; older ones are dropped and counted
@@ -40,6 +44,11 @@ class LogSource:
                                          errors="replace", bufsize=1)
         self._reader = threading.Thread(target=self._read, daemon=True, name="dashboard-log")
         self._reader.start()
+
+    @classmethod
+    def of(cls, found: Reader) -> LogSource:
+        """The lines of service.logs' reader: any runtime, masked with the app's secrets."""
+        return cls(found.args, dict(found.environ or {}), list(found.secrets))
 
     def _read(self) -> None:
         assert self._process.stdout is not None
