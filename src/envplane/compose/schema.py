@@ -28,13 +28,21 @@ class Shape:
     """A set of values: `check` appends (path, message, hint) for each value outside it."""
 
     what = ""  # "a string", "a list", ...
+    loose = False  # another value is left to model.check_structure, which says more
 
     def accepts(self, value: Any) -> bool:
         raise NotImplementedError
 
     def check(self, value: Any, path: FieldPath, out: Found) -> None:
-        if not self.accepts(value):
+        self.refused(value, path, out)
+
+    def refused(self, value: Any, path: FieldPath, out: Found) -> bool:
+        """Whether `value` is not of this shape's kind; said in `out` unless the shape is loose."""
+        if self.accepts(value):
+            return False
+        if not self.loose:
             out.append((path, f"must be {self.what}", ""))
+        return True
 
 
 @dataclass(frozen=True)
@@ -52,15 +60,13 @@ class Scalar(Shape):
 class ListOf(Shape):
     item: Shape
     what: str = "a list"
-    loose: bool = False  # another value is left to model.check_structure, which says more
+    loose: bool = False
 
     def accepts(self, value: Any) -> bool:
         return isinstance(value, list)
 
     def check(self, value: Any, path: FieldPath, out: Found) -> None:
-        if not isinstance(value, list):
-            if not self.loose:
-                out.append((path, f"must be {self.what}", ""))
+        if self.refused(value, path, out):
             return
         for index, item in enumerate(value):
             self.item.check(item, (*path, index), out)
@@ -78,9 +84,7 @@ class MapOf(Shape):
         return isinstance(value, dict)
 
     def check(self, value: Any, path: FieldPath, out: Found) -> None:
-        if not isinstance(value, dict):
-            if not self.loose:
-                out.append((path, f"must be {self.what}", ""))
+        if self.refused(value, path, out):
             return
         for key, item in value.items():
             self.value.check(item, (*path, key), out)
@@ -99,9 +103,7 @@ class Obj(Shape):
         return isinstance(value, dict)
 
     def check(self, value: Any, path: FieldPath, out: Found) -> None:
-        if not isinstance(value, dict):
-            if not self.loose:
-                out.append((path, f"must be {self.what}", ""))
+        if self.refused(value, path, out):
             return
         for key in self.required:
             if key not in value:
