@@ -133,9 +133,10 @@ class ProcessSupervisor:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         for proc in live:
-            while _group_alive(proc) and time.monotonic() < deadline:
+            # Seen gone once, a group id is never signalled again: it may name another group by then.
+            while (alive := _group_alive(proc)) and time.monotonic() < deadline:
                 time.sleep(0.02)
-            if _group_alive(proc):
+            if alive:
                 _signal_group(proc, signal.SIGKILL)
             proc.wait()
 
