@@ -251,3 +251,79 @@ def test_at_a_terminal_the_password_is_asked_twice_hidden(tmp_path: Path):
         assert auth.check_password(store, "carol", "correct horse") is not None
     finally:
         store.close()
+
+
+def git(*args: str, cwd: Path) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=True,
+                          env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+                               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"})
+    return done.stdout.strip()
+
+
+def published_example(tmp_path: Path, subfolder: str = "") -> str:
+    """The example app committed in a repository (its spec in `subfolder`), pushed to a bare
+    repository; its file:// URL, as a git host would serve it."""
+    work = tmp_path / "work"
+    shutil.copytree(EXAMPLE, work / subfolder if subfolder else work,
+                    ignore=shutil.ignore_patterns(".envplane", "node_modules"))
+    git("init", "-q", "-b", "main", cwd=work)
+    git("add", "-A", cwd=work)
+    git("commit", "-q", "-m", "app", cwd=work)
+    bare = tmp_path / "published.git"
+    git("clone", "-q", "--bare", str(work), str(bare), cwd=tmp_path)
+    return bare.as_uri()
+
+
+def test_apps_add_of_a_git_url_clones_it_into_the_servers_home_and_serves_that(server_env: dict[str, str],
+                                                                              tmp_path: Path):
+    url = published_example(tmp_path, "deploy")
+    added = cli("apps", "add", url, "--spec", "deploy", cwd=tmp_path, env=server_env)
+    assert added.returncode == 0, added.stderr
+    clone = Path(server_env["ENVPLANE_SERVER_HOME"]) / "apps" / "finance-report"
+    assert f"cloned {url} into {clone}" in added.stderr and "registered app finance-report" in added.stderr
+    listed = json.loads(cli("apps", "list", "--json", cwd=tmp_path, env=server_env).stdout)
+    assert listed == [{"name": "finance-report", "spec_path": str(clone / "deploy" / "envplane.yaml"),
+                       "valid": True}]
+    # previews and releases fetch their commits from the clone's origin: the URL given
+    assert git("remote", "get-url", "origin", cwd=clone) == url
+    assert git("status", "--porcelain", cwd=clone) == ""  # only the server's .envplane/, which git ignores
+    plan = cli("plan", "staging", cwd=clone / "deploy", env=server_env)
+    assert plan.returncode == 0, plan.stderr
+
+    again = cli("apps", "add", url, "--spec", "deploy", cwd=tmp_path, env=server_env)
+    assert again.returncode == 2, again.stderr
+    assert f"{clone} exists already" in again.stderr and f"envplane apps add {clone / 'deploy'}" in again.stderr
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("https://alice:hunter2@git.example.org/a/app.git", "credentials in the URL"),
+    ("https://ghp_token@git.example.org/a/app.git", "credentials in the URL"),
+    ("ext::sh -c touch% /tmp/pwned", "not a git URL envplane clones"),
+    ("-uhttps://example.org/app.git", "not a git URL envplane clones"),
+    ("ftp://example.org/app.git", "not a git URL envplane clones"),
+])
+def test_apps_add_refuses_a_url_it_would_not_clone_safely(url: str, message: str, tmp_path: Path):
+    env = {"ENVPLANE_SERVER_HOME": str(tmp_path / "server"), "ENVPLANE_AUDIT_KEY": AUDIT_KEY,
+           "ENVPLANE_STATE_URL": ""}
+    done = cli("apps", "add", "--", url, cwd=tmp_path, env=env)  # `--`: a URL like an option reaches envplane
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert "hunter2" not in done.stderr and "ghp_token" not in done.stderr
+    assert not (tmp_path / "server" / "apps").exists() or not any((tmp_path / "server" / "apps").iterdir())
+    assert not Path("/tmp/pwned").exists()
+
+
+def test_apps_add_of_a_url_that_fails_leaves_nothing_behind(tmp_path: Path):
+    env = {"ENVPLANE_SERVER_HOME": str(tmp_path / "server"), "ENVPLANE_AUDIT_KEY": AUDIT_KEY,
+           "ENVPLANE_STATE_URL": ""}
+    apps = tmp_path / "server" / "apps"
+    missing = cli("apps", "add", (tmp_path / "nowhere.git").as_uri(), cwd=tmp_path, env=env)
+    assert missing.returncode == 1, missing.stderr
+    assert "cannot clone" in missing.stderr
+    url = published_example(tmp_path)
+    no_spec = cli("apps", "add", url, "--spec", "deploy", cwd=tmp_path, env=env)
+    assert no_spec.returncode == 2 and "no spec at" in no_spec.stderr, no_spec.stderr
+    escape = cli("apps", "add", url, "--spec", "../..", cwd=tmp_path, env=env)
+    assert escape.returncode == 2 and "inside the repository" in escape.stderr, escape.stderr
+    assert not apps.exists() or not any(apps.iterdir())
+    assert json.loads(cli("apps", "list", "--json", cwd=tmp_path, env=env).stdout) == []

@@ -202,11 +202,25 @@ def tokens_revoke(name: Annotated[str, typer.Argument(help="The token's name.")]
 # --- apps -----------------------------------------------------------------------------------
 
 @apps_app.command("add")
-def apps_add(path: Annotated[Path, typer.Argument(help="The app's envplane.yaml, or its folder.")]) -> None:
-    """Register an app with the server (its spec is checked now and read at each request)."""
-    from envplane.server import apps
+def apps_add(source: Annotated[str, typer.Argument(
+                 help="The app's envplane.yaml or its folder, or a git URL to clone.",
+                 metavar="PATH|GIT_URL")],
+             spec: Annotated[str, typer.Option(
+                 "--spec", help="With a git URL: the spec (or its folder) inside the repository.")] = "",
+             ) -> None:
+    """Register an app with the server (its spec is checked now and read at each request).
+    A git URL is cloned into the server's home first; its `origin` is that URL."""
+    from envplane.server import app_sources, apps
 
-    added = apps.add(_store(), path, os.environ, actor=_actor())
+    if app_sources.is_git_url(source):
+        err.print(f"cloning {app_sources.check_url(source)} …")
+        folder, added = apps.add_from_git(_store(), source, spec, os.environ, actor=_actor())
+        err.print(f"cloned {source} into {folder}")
+    else:
+        if spec:
+            raise UsageError("--spec goes with a git URL",
+                             f"give the spec's path itself: envplane apps add {source}")
+        added = apps.add(_store(), Path(source), os.environ, actor=_actor())
     err.print(f"registered app {added.name} from {added.spec_path}")
 
 

@@ -58,7 +58,7 @@ def spec_file(path: Path) -> Path:
 
 
 def add(store: Store, path: Path, environ: Mapping[str, str] | None = None, *,
-        actor: str = "envplane") -> RegisteredApp:
+        actor: str = "envplane", origin: str | None = None) -> RegisteredApp:
     """Register the app whose spec is at `path` (a file or its folder). The same app from
     the same spec again: NothingToDo. Another spec with the same app name: refused."""
     import os
@@ -80,8 +80,27 @@ def add(store: Store, path: Path, environ: Mapping[str, str] | None = None, *,
                                      seal=seals.seal(store, "server_apps", _fields(name, str(spec)))))
     except IntegrityError:  # another `apps add` of the same name won the race
         raise _taken(name, None) from None
-    audit.record(store, actor, "app-add", name, None, None, "ok", {"spec": str(spec)})
+    detail = {"spec": str(spec)} | ({"git": origin} if origin else {})
+    audit.record(store, actor, "app-add", name, None, None, "ok", detail)
     return RegisteredApp(name, spec)
+
+
+def add_from_git(store: Store, url: str, spec: str = "", environ: Mapping[str, str] | None = None, *,
+                 actor: str = "envplane") -> tuple[Path, RegisteredApp]:
+    """Clone `url` into the server's home (server/app_sources.py) and register the spec at
+    `spec` inside it; (the clone, the app). A registration that fails removes the clone."""
+    import os
+    import shutil
+
+    from envplane.server import app_sources
+
+    env = os.environ if environ is None else environ
+    folder, spec_path = app_sources.clone(url, spec, env)
+    try:
+        return folder, add(store, spec_path, env, actor=actor, origin=url)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # cloned by this call: nobody else's
+        raise
 
 
 def _taken(name: str, where: str | None) -> UsageError:
