@@ -61,6 +61,10 @@ def test_a_job_the_server_left_running_is_interrupted_when_it_starts_again(world
     saved.add(store, left, "up", world.app, "staging", "staging", "token:stager", socket.gethostname(),
               datetime.now(UTC))
     saved.add_event(store, left, 1, {"type": "note", "message": "pulling images"})
+    # a second server on this host sharing the store, alive (this test's process): its job runs on
+    running = "e" * 32
+    saved.add(store, running, "up", world.app, "test", "pr-3", "token:ci", saved.this_server(),
+              datetime.now(UTC))
     store.close()
     with serving(world) as served:
         job = httpx.get(f"{served.base}/api/v1/jobs/{left}", headers=world.auth("reader")).json()
@@ -70,3 +74,11 @@ def test_a_job_the_server_left_running_is_interrupted_when_it_starts_again(world
         assert [e["event"] for e in events] == ["note", "end"]
         assert events[-1]["data"]["state"] == "interrupted"  # type: ignore[index]
         assert "interrupted" in served.log.read_text()
+        other = httpx.get(f"{served.base}/api/v1/jobs/{running}", headers=world.auth("reader")).json()
+        assert other["state"] == "running"
+        # the app's audit log closes the job as it would have: its starter, its action, the outcome
+        rows = httpx.get(f"{served.base}/api/v1/apps/{world.app}/audit", headers=world.auth("reader")).json()
+        closing = [r for r in rows if r["detail"].get("job") == left]
+        assert [(r["actor"], r["action"], r["env"], r["outcome"]) for r in closing] == [
+            ("token:stager", "api:up", "staging", "interrupted")]
+        assert "server stopped" in closing[0]["detail"]["error"]

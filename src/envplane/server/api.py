@@ -339,6 +339,18 @@ class UpRequest(BaseModel, extra="forbid"):
 Changes = problems.responses(400, 404, 409, 422, 429)
 
 
+def audit_job(project: Project, job: Job, detail: Mapping[str, Any]) -> None:
+    """The app's audit row of a job, under its starter's name: when it starts, and when it
+    ends (its state is the outcome) — by its own server, or by the next one to start when it
+    was left running."""
+    from envplane.service.session import open_session
+
+    session = open_session(project, ignore)
+    row = {"job": job.id, **detail} | ({"error": job.problem["detail"]} if job.problem is not None else {})
+    outcome = "started" if job.finished_at is None else job.state
+    audit.record(session.store, job.by, f"api:{job.kind}", project.app, job.env, job.instance, outcome, row)
+
+
 def start(request: Request, principal: Principal, kind: str, project: Project, env: str | None,
           instance: str | None, work: Callable[[Report], Any]) -> JSONResponse:
     """Run `work` as a job; answer 202 with the job, its address in Location. The app's audit
@@ -347,15 +359,7 @@ def start(request: Request, principal: Principal, kind: str, project: Project, e
     ctx = context(request)
 
     def recorded(job: Job) -> None:
-        from envplane.service.session import open_session
-
-        session = open_session(project, ignore)
-        detail = {"job": job.id, "request": f"{request.method} {request.url.path}", "by": principal.kind}
-        if job.problem is not None:
-            detail["error"] = job.problem["detail"]
-        outcome = "started" if job.finished_at is None else job.state
-        audit.record(session.store, principal.actor, f"api:{kind}", project.app, env, instance, outcome,
-                     detail)
+        audit_job(project, job, {"request": f"{request.method} {request.url.path}", "by": principal.kind})
 
     def run(report: Report) -> dict[str, Any] | None:
         done = work(report)

@@ -49,7 +49,12 @@ def create_app(environ: Mapping[str, str] | None = None, *, context: api.Context
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ctx.jobs.interrupt_left()  # before any job of ours starts: those running are a dead server's
+        for job in ctx.jobs.interrupt_left():  # before any job of ours starts: a dead server's
+            try:
+                api.audit_job(ctx.load_app(job.app, ctx.environ), job, {})
+            except EnvplaneError as error:  # an app since removed or broken: the job's own row says it
+                log.warning("job %s of %s: no audit row for its end: %s", job.id, job.app,
+                            mask_known(error.message))
         # --- the other parts of serve (#14) start here (scheduler, MCP session manager) ---
         jobs = scheduler.serve(scheduler.store_of(ctx), env)
         try:

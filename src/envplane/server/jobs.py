@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import queue
-import socket
 import threading
 import time
 import uuid
@@ -208,7 +207,7 @@ class Jobs:
     def __init__(self, keep: int = KEEP, max_running: int = MAX_RUNNING, store: Store | None = None,
                  server: str | None = None) -> None:
         self.keep, self.max_running, self.store = keep, max_running, store
-        self.server = server or socket.gethostname()  # the host: its jobs are ours when we start
+        self.server = server or saved.this_server()  # this process, as its jobs' rows name it
         self.writer = Writer(store) if store is not None else None
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
@@ -262,18 +261,18 @@ class Jobs:
         stored = saved.listing(self.store)
         return [held.get(r.id) or Job.of_record(r, self.store) for r in reversed(stored)]
 
-    def interrupt_left(self) -> list[str]:
-        """The server starts: the jobs it left running on this host when it stopped (none of
-        them runs now) are `interrupted`, their problem says why. Their ids."""
+    def interrupt_left(self) -> list[Job]:
+        """The server starts: the jobs a server process of this host left running when it
+        ended (none of them runs now) are `interrupted`, their problem says why."""
         if self.store is None:
             return []
         problem = problems.body(409, "the server stopped while this job ran",
                                 "look at the instance (GET its status); its lock may be stale — "
                                 "run the operation again", "interrupted")
-        left = saved.interrupt_running(self.store, self.server, datetime.now(UTC), problem)
+        left = saved.interrupt_running(self.store, self.server.split()[0], datetime.now(UTC), problem)
         for job_id in left:
             log.warning("job %s was running when the server stopped: interrupted", job_id)
-        return left
+        return [job for job in (self.get(job_id) for job_id in left) if job is not None]
 
     def wait(self, timeout: float) -> bool:
         """Wait for the running jobs to end (the server stops); False if some still run."""

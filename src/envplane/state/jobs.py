@@ -1,7 +1,12 @@
 """The server's jobs as its state store keeps them (issue 14): one row per job — what it
 does, for which app and instance, who started it, its state and outcome — and its events,
 numbered from 1 and masked before they come here. The newest `keep` finished jobs are kept
-with their events; older ones are deleted when another ends."""
+with their events; older ones are deleted when another ends.
+
+Each job names the server process that runs it (`this_server`): host, pid, its start time,
+boot id and PID namespace, so that a server starting on a store it shares with another
+server of the same host marks interrupted only the jobs of a process that is gone — as
+locks judge their holders (state/locks.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
+from envplane.state import locks
 from envplane.state.clock import as_utc
 from envplane.state.db import Store
 from envplane.state.guard import plain_detail
@@ -84,12 +90,39 @@ def forget_old(store: Store, keep: int) -> int:
         return len(old)
 
 
-def interrupt_running(store: Store, server: str, at: datetime, problem: Mapping[str, Any]) -> list[str]:
-    """The jobs `server` left running when it stopped (no job of its runs yet): `interrupted`,
-    with `problem` saying so. Their ids."""
+def this_server(pid: int | None = None) -> str:
+    """The `server` of a job run by this process (or by `pid` of this PID namespace)."""
+    me = locks.Me.this("server", pid)
+    return (f"{me.host} pid {me.pid} started {me.started or '-'} boot {me.boot_id or '-'} "
+            f"ns {me.pid_ns or '-'}")
+
+
+def left_behind(server: str, host: str) -> bool:
+    """Whether the server process a job names has ended, seen from a server on `host`. A
+    bare host name (jobs of a server before pids were kept) counts as ended on that host; a
+    process of another host, or of another PID namespace of this boot, cannot be judged here
+    and counts as running."""
+    words = server.split()
+    if words[:1] != [host]:
+        return False
+    if len(words) == 1:
+        return True
+    fields = dict(zip(words[1::2], words[2::2], strict=False))
+    if fields.get("boot") != (locks.this_boot() or "-"):
+        return True  # this host booted since: nothing of that boot runs
+    if fields.get("ns") != (locks.this_pid_namespace() or "-") or not fields.get("pid", "").isdigit():
+        return False
+    started = fields.get("started", "-")
+    return bool(locks.process_gone(int(fields["pid"]), int(started) if started.isdigit() else None))
+
+
+def interrupt_running(store: Store, host: str, at: datetime, problem: Mapping[str, Any]) -> list[str]:
+    """The running jobs whose server process on `host` has ended (`left_behind`):
+    `interrupted`, with `problem` saying so. Their ids."""
     with store.session() as session:
-        ids = list(session.scalars(select(ServerJobRow.id).where(ServerJobRow.state == RUNNING,
-                                                                 ServerJobRow.server == server)))
+        running = session.execute(select(ServerJobRow.id, ServerJobRow.server)
+                                  .where(ServerJobRow.state == RUNNING)).all()
+        ids = [job_id for job_id, server in running if left_behind(server, host)]
         if ids:
             session.execute(update(ServerJobRow).where(ServerJobRow.id.in_(ids)).values(
                 state="interrupted", finished_at=as_utc(at), problem=plain_detail(problem)))

@@ -287,11 +287,12 @@ def _stale_reason(row: LockRow, now: datetime, me: Me) -> str:
         return "its lease expired"
     same_kernel = row.boot_id is not None and row.boot_id == me.boot_id
     if same_kernel and row.pid_ns is not None and row.pid_ns == me.pid_ns:
-        return _gone(row.pid, row.started)
+        return process_gone(row.pid, row.started)
     return ""  # another machine, boot or PID namespace: its pid says nothing here
 
 
-def _gone(pid: int, started: int | None) -> str:
+def process_gone(pid: int, started: int | None) -> str:
+    """Why process `pid` of this PID namespace, started at `started`, is gone; "" while it runs."""
     if pid <= 0:
         return "its pid is not a process"
     try:

@@ -64,13 +64,34 @@ def test_jobs_left_running_by_a_dead_server_are_interrupted_when_it_starts(store
     saved.add(store, "a" * 32, "up", "shop", "staging", "staging", "alice", "vps-1", AT)
     saved.add_event(store, "a" * 32, 1, {"type": "note", "message": "pulling"})
     saved.add(store, "b" * 32, "up", "shop", "test", "pr-1", "bob", "vps-2", AT)  # another host's: it may run
-    assert Jobs(store=store, server="vps-1").interrupt_left() == ["a" * 32]
+    assert [j.id for j in Jobs(store=store, server="vps-1").interrupt_left()] == ["a" * 32]
     job = Jobs(store=store, server="vps-1").get("a" * 32)
     assert job is not None and job.state == "interrupted" and job.finished_at is not None
     assert job.problem is not None and "server stopped" in job.problem["detail"]
     assert job.since(0) == ([{"type": "note", "message": "pulling", "seq": 1}], True)
     other = saved.get(store, "b" * 32)
     assert other is not None and other.state == "running"
+
+
+def test_a_job_of_another_server_process_on_this_host_is_interrupted_only_once_that_process_is_gone(
+        store: Store) -> None:
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        saved.add(store, "a" * 32, "up", "shop", "test", "pr-1", "alice", saved.this_server(gone.pid), AT)
+        saved.add(store, "b" * 32, "up", "shop", "test", "pr-2", "bob", saved.this_server(alive.pid), AT)
+        saved.add(store, "c" * 32, "up", "shop", "test", "pr-3", "carol",
+                  saved.this_server().replace(" boot ", " boot x"), AT)  # this host before a reboot
+        assert sorted(j.id for j in Jobs(store=store).interrupt_left()) == ["a" * 32, "c" * 32]
+        still = saved.get(store, "b" * 32)
+        assert still is not None and still.state == "running"
+    finally:
+        alive.kill()
+        alive.wait()
 
 
 def test_only_the_newest_finished_jobs_are_kept_with_their_events(store: Store) -> None:
