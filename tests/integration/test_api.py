@@ -57,6 +57,8 @@ def is_problem(answer: httpx.Response, status: int) -> dict[str, Any]:
 
 def test_healthz_and_the_openapi_document_need_no_token(client: TestClient) -> None:
     assert client.get("/healthz").json()["status"] == "ok"
+    checked = client.head("/healthz")  # how many load balancers and monitors ask
+    assert checked.status_code == 200 and checked.content == b""
     document = client.get("/api/openapi.json").json()
     assert document["openapi"].startswith("3.")
     assert {"/api/v1/apps/{app}/status", "/api/v1/jobs/{job_id}/events"} <= set(document["paths"])

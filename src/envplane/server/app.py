@@ -77,7 +77,9 @@ def create_app(environ: Mapping[str, str] | None = None, *, context: api.Context
     _problem_handlers(app)
     _openapi_with_problems(app)
 
-    @app.get("/healthz", include_in_schema=True, summary="The server answers (no token needed)")
+    # HEAD too: many load balancers and uptime monitors check with it
+    @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=True,
+                   summary="The server answers (no token needed)")
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
