@@ -111,6 +111,23 @@ def test_a_deploy_test_token_may_change_test_only(client: TestClient, world: Wor
     assert client.get("/api/v1/jobs", headers=ci).json() == []
 
 
+def test_jobs_leave_no_file_of_the_apps_store_open(client: TestClient, world: World) -> None:
+    """A server audits jobs of many apps for weeks: each row's store is closed again."""
+    import os
+
+    def open_stores() -> int:
+        fds = Path("/proc/self/fd")
+        return sum(1 for fd in fds.iterdir() if ".envplane" in os.path.realpath(fd))
+
+    ci, app = world.auth("ci"), f"/api/v1/apps/{world.app}"
+    before = open_stores()
+    for pr in range(901, 906):  # nothing runs there: each job ends at once, audited twice
+        job = client.post(f"{app}/envs/test/down", headers=ci, json={"pr": pr}).json()
+        while client.get(f"/api/v1/jobs/{job['id']}", headers=ci).json()["state"] == "running":
+            time.sleep(0.05)
+    assert open_stores() <= before
+
+
 def test_a_read_token_changes_nothing(client: TestClient, world: World) -> None:
     app = f"/api/v1/apps/{world.app}"
     for method, path, body in [("POST", f"{app}/envs/test/up", {"pr": 3}),

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from envplane.errors import Forbidden, GateError, NeedsConfirmation, NotFound, NothingToDo, UsageError
-from envplane.events import Report, ignore
+from envplane.events import Report
 from envplane.server import problems
 from envplane.server.auth import ENV_ACTIONS, Principal
 from envplane.server.jobs import Job, Jobs
@@ -343,12 +343,11 @@ def audit_job(project: Project, job: Job, detail: Mapping[str, Any]) -> None:
     """The app's audit row of a job, under its starter's name: when it starts, and when it
     ends (its state is the outcome) — by its own server, or by the next one to start when it
     was left running."""
-    from envplane.service.session import open_session
+    from envplane.service import audit as service
 
-    session = open_session(project, ignore)
     row = {"job": job.id, **detail} | ({"error": job.problem["detail"]} if job.problem is not None else {})
     outcome = "started" if job.finished_at is None else job.state
-    audit.record(session.store, job.by, f"api:{job.kind}", project.app, job.env, job.instance, outcome, row)
+    service.record(project, job.by, f"api:{job.kind}", job.env, job.instance, outcome, row)
 
 
 def start(request: Request, principal: Principal, kind: str, project: Project, env: str | None,

@@ -23,7 +23,7 @@ from mcp.types import ToolAnnotations
 
 from envplane import __version__, events
 from envplane.errors import EnvplaneError, GateError, NothingToDo, UsageError
-from envplane.events import Event, Note, Report, StepFinished, ignore
+from envplane.events import Event, Note, Report, StepFinished
 from envplane.secret import Secret, mask_known
 from envplane.server.auth import ENV_ACTIONS, Principal
 from envplane.spec.load import Project
@@ -305,8 +305,7 @@ class Tools:
                 work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """Run a change; the app's audit log gets one row under the caller's name whatever its
         outcome (as the API's jobs do)."""
-        from envplane.service.session import open_session
-        from envplane.state import audit
+        from envplane.service import audit
 
         outcome, detail = "failed", {"by": caller.kind, "via": "mcp"}
         try:
@@ -317,11 +316,7 @@ class Tools:
             detail["error"] = str(exc)
             raise
         finally:
-            store = open_session(project, ignore).store
-            try:
-                audit.record(store, caller.actor, f"mcp:{tool}", project.app, env, instance, outcome, detail)
-            finally:
-                store.close()  # a server makes many of these: none may hold its files open
+            audit.record(project, caller.actor, f"mcp:{tool}", env, instance, outcome, detail)
 
     def _project(self, name: str, environ: Mapping[str, str]) -> Project:
         names = self.apps.names()

@@ -6,7 +6,7 @@ creates neither store nor key.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,20 @@ def _opened(project: Project) -> Iterator[Store]:
     store = open_store(project.root, url, audit_key.for_app(project.app, project.environ))
     try:
         yield store
+    finally:
+        store.close()
+
+
+def record(project: Project, actor: str, action: str, env: str | None, instance: str | None, outcome: str,
+           detail: Mapping[str, Any]) -> None:
+    """Append one row to the app's audit log (its store created when there is none yet) and
+    close the store again: a server records for many apps and may hold none of their files open."""
+    from envplane import lifecycle
+    from envplane.state import audit
+
+    store = lifecycle.open_session(project, project.environ).store
+    try:
+        audit.record(store, actor, action, project.app, env, instance, outcome, detail)
     finally:
         store.close()
 
