@@ -355,6 +355,26 @@ def test_a_log_stream_ends_with_its_session(served: Served) -> None:
                 assert ended and "the session ended" in next(lines)
 
 
+def test_an_api_log_stream_ends_when_its_token_is_revoked(served: Served) -> None:
+    """`tokens revoke` refuses a token from the next request on; a log followed for hours is
+    one request, so it too must stop (within the recheck interval), not stream on."""
+    token = envplane("tokens", "create", "--name", "watcher", "--scope", "read:logs", cwd=served.folder,
+                     env=served.env).strip()
+    stream = f"/api/v1/apps/{served.app}/envs/staging/logs/web"
+    with served.client() as client, client.stream("GET", stream, headers={"Authorization": f"Bearer {token}"},
+                                                  timeout=60) as answer:
+        assert answer.status_code == 200
+        lines = answer.iter_lines()
+        assert next(line for line in lines if line.startswith("event: log"))
+        envplane("tokens", "revoke", "watcher", cwd=served.folder, env=served.env)
+        revoked = time.monotonic()
+        for line in lines:  # the app ticks twice a second: a stream that goes on is seen going on
+            assert time.monotonic() - revoked < 30, "the log still streams 30 s after its token was revoked"
+            if line.startswith("event: end"):
+                break
+        assert "no longer" in next(lines)
+
+
 def test_the_api_takes_the_session_only_with_its_csrf_token_for_a_change(served: Served) -> None:
     approve = f"/api/v1/apps/{served.app}/releases/v1.0.1/approve"
     with served.client() as bob:

@@ -30,6 +30,7 @@ from envplane.events import Report
 from envplane.server import problems
 from envplane.server.auth import ENV_ACTIONS, Principal
 from envplane.server.jobs import Job, Jobs
+from envplane.server.log_stream import KEEP_ALIVE
 from envplane.state import audit
 
 log = logging.getLogger("envplane.server")
@@ -724,7 +725,7 @@ async def logs(app: AppName, env: EnvName, service: Annotated[str, Path(pattern=
                pr: Pr = None, run: Run = None, follow: bool = True) -> StreamingResponse:
     from starlette.concurrency import run_in_threadpool
 
-    from envplane.server.log_stream import LogSource
+    from envplane.server.log_stream import LogSource, sse_events
     from envplane.service import logs as service_logs
 
     def source() -> LogSource:
@@ -735,30 +736,26 @@ async def logs(app: AppName, env: EnvName, service: Annotated[str, Path(pattern=
 
     lines = await run_in_threadpool(source)
 
-    async def events() -> AsyncIterator[str]:
-        quiet = 0.0
-        try:
-            while not await request.is_disconnected():
-                batch, skipped = await lines.next(1.0)
-                if skipped:
-                    yield f"event: skipped\ndata: {json.dumps({'lines': skipped})}\n\n"
-                for line in batch:
-                    yield f"event: log\ndata: {json.dumps({'line': line})}\n\n"
-                if batch or skipped:
-                    quiet = 0.0
-                elif lines.ended:
-                    yield "event: end\ndata: {}\n\n"
-                    return
-                else:
-                    quiet += 1.0
-                    if quiet >= KEEPALIVE:
-                        quiet = 0.0
-                        yield ": keep-alive\n\n"
-        finally:
-            await run_in_threadpool(lines.close)
+    def batch(found: list[str], skipped: int) -> str:
+        said = [f"event: skipped\ndata: {json.dumps({'lines': skipped})}\n\n"] if skipped else []
+        return "".join(said + [f"event: log\ndata: {json.dumps({'line': line})}\n\n" for line in found])
 
-    return StreamingResponse(events(), media_type="text/event-stream",
+    refused = {"detail": "the token or session is no longer valid, or may no longer read logs"}
+    events = sse_events(lines, request, batch, ended="event: end\ndata: {}\n\n",
+                        allowed=lambda: still_allowed(request, "read:logs", env),
+                        refused=f"event: end\ndata: {json.dumps(refused)}\n\n")
+    return StreamingResponse(events, media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def still_allowed(request: Request, action: str, env: str | None) -> bool:
+    """Whether the request's credentials hold now as when it began — its token not revoked
+    nor expired, else its dashboard session still open — and still allow `action`."""
+    ctx = context(request)
+    header = request.headers.get("authorization")
+    principal = (ctx.authenticate(header.partition(" ")[2].strip()) if header is not None
+                 else ctx.session_principal(request))
+    return principal is not None and principal.may(action, env, request.path_params.get("app"))
 
 
 # --- jobs ---
@@ -799,7 +796,6 @@ async def job_events(job_id: JobId, principal: Reader, request: Request,
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-KEEPALIVE = 15.0  # seconds between comments on an idle stream, so proxies keep it open
 
 
 async def _stream(job: Job, after: int, request: Request) -> AsyncIterator[str]:
@@ -813,7 +809,7 @@ async def _stream(job: Job, after: int, request: Request) -> AsyncIterator[str]:
             return
         if await request.is_disconnected():
             return  # the job goes on; whoever comes back reads from Last-Event-ID
-        await job.changed(KEEPALIVE)
+        await job.changed(KEEP_ALIVE)
         if not job.since(after)[0] and not job.done:
             yield ": keep-alive\n\n"
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -32,7 +31,7 @@ from pydantic import ValidationError
 from envplane.errors import EnvplaneError, NothingToDo, UsageError
 from envplane.secret import Secret, mask_known
 from envplane.server import web_session
-from envplane.server.log_stream import LogSource
+from envplane.server.log_stream import KEEP_ALIVE, LogSource, sse_events
 from envplane.server.web_session import Sessions, WebSession
 
 if TYPE_CHECKING:
@@ -478,8 +477,6 @@ def instance_page(request: Request, app: str, env: str, instance: str) -> HTMLRe
 
 
 # -- logs -----------------------------------------------------------------------------------
-KEEP_ALIVE = 15.0  # seconds of silence before a comment keeps the stream open
-RECHECK = 10.0  # seconds between two checks of a log stream's session
 
 
 def log_lines(project: Project, env: str, instance: str, service: str, follow: bool) -> LogSource:
@@ -510,32 +507,16 @@ async def log_stream(request: Request, app: str, env: str, instance: str, servic
     project = await run_in_threadpool(app_project, request, app)
     source = await run_in_threadpool(log_lines, project, env, instance, service, True)
 
-    async def events() -> AsyncIterator[str]:
-        quiet, checked = 0.0, time.monotonic()
-        try:
-            while not await request.is_disconnected():
-                if time.monotonic() - checked > RECHECK:
-                    checked = time.monotonic()
-                    if not await run_in_threadpool(still_allowed, request, "read:logs", env):
-                        yield _sse("end", '<span class="line ended">— the session ended —</span>')
-                        return
-                lines, skipped = await source.next(1.0)
-                if lines or skipped:
-                    quiet = 0.0
-                    yield _sse("line", _log_html(lines, skipped))
-                elif source.ended:
-                    yield _sse("end", '<span class="line ended">— the log ended —</span>')
-                    return
-                else:
-                    quiet += 1.0
-                    if quiet >= KEEP_ALIVE:  # a proxy between must not close a quiet stream
-                        quiet = 0.0
-                        yield ": keep-alive\n\n"
-        finally:
-            await run_in_threadpool(source.close)
-
-    return StreamingResponse(events(), media_type="text/event-stream",
+    events = sse_events(
+        source, request, _log_event, ended=_sse("end", '<span class="line ended">— the log ended —</span>'),
+        allowed=lambda: still_allowed(request, "read:logs", env),
+        refused=_sse("end", '<span class="line ended">— the session ended —</span>'))
+    return StreamingResponse(events, media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def _log_event(lines: list[str], skipped: int) -> str:
+    return _sse("line", _log_html(lines, skipped))
 
 
 def still_allowed(request: Request, action: str, env: str | None) -> bool:

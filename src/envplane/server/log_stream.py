@@ -1,7 +1,8 @@
 """A log command's output for a web page: read by a thread of its own into a bounded backlog,
 so that a slow reader never holds the command up and always gets the newest lines (#7719:
 deploy logs that freeze in the browser), in batches, masked, with a count of what it skipped.
-A reader in the server's event loop waits for lines without holding a worker thread."""
+A reader in the server's event loop waits for lines without holding a worker thread.
+`sse_events` is the Server-Sent Events loop of the API's and the dashboard's log streams."""
 
 from __future__ import annotations
 
@@ -10,17 +11,22 @@ import contextlib
 import os
 import subprocess
 import threading
+import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from envplane.secret import Secret, mask_known
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+
     from envplane.service.logs import Reader
 
 LOG_BATCH = 500  # lines per batch at most: a burst goes out in a few events, not thousands
 LOG_BACKLOG = 5000  # lines kept for a slow reader; older ones are dropped and counted
+KEEP_ALIVE = 15.0  # seconds of silence before a comment keeps the stream open (proxies close quiet ones)
+RECHECK = 10.0  # seconds between two checks that the client may still watch
 
 
 class LogSource:
@@ -102,3 +108,36 @@ def _wake(waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]) -> Non
     for loop, woken in waiters:
         with contextlib.suppress(RuntimeError):  # its loop closed: the server stops
             loop.call_soon_threadsafe(woken.set)
+
+
+async def sse_events(source: LogSource, request: Request, batch: Callable[[list[str], int], str], ended: str,
+                 allowed: Callable[[], bool], refused: str) -> AsyncIterator[str]:
+    """The Server-Sent Events of a log: `batch(lines, skipped)` for each batch, a keep-alive
+    comment after KEEP_ALIVE s of silence, `ended` when the log ends. A stream is one request
+    that may last hours: every RECHECK s, `allowed()` (in a worker thread) says whether its
+    credentials still hold — a revoked token, a logout or a scope taken away ends it with
+    `refused`. The source is closed at the end, however it comes."""
+    from starlette.concurrency import run_in_threadpool
+
+    quiet, checked = 0.0, time.monotonic()
+    try:
+        while not await request.is_disconnected():
+            if time.monotonic() - checked > RECHECK:
+                checked = time.monotonic()
+                if not await run_in_threadpool(allowed):
+                    yield refused
+                    return
+            lines, skipped = await source.next(1.0)
+            if lines or skipped:
+                quiet = 0.0
+                yield batch(lines, skipped)
+            elif source.ended:
+                yield ended
+                return
+            else:
+                quiet += 1.0
+                if quiet >= KEEP_ALIVE:
+                    quiet = 0.0
+                    yield ": keep-alive\n\n"
+    finally:
+        await run_in_threadpool(source.close)
