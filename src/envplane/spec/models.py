@@ -45,7 +45,7 @@ HookName = Literal["pre_deploy", "migrate", "post_deploy"]
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, defer_build=True)
 
 
 class PublicRoute(Model):
