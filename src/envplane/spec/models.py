@@ -45,6 +45,9 @@ HookName = Literal["pre_deploy", "migrate", "post_deploy"]
 
 
 class Model(BaseModel):
+    # defer_build: each model's validator is built when first used, not when this module is
+    # imported — a command that loads a spec builds the ones it needs once, and one that loads
+    # none (version, status of Compose envs) builds none. plan staging: 1.0-1.07 → 0.9 s CPU.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False, defer_build=True)
 
 
