@@ -60,3 +60,14 @@ def bench_command(name: str, args: Sequence[str], runs: int = 7, warmup: int = 0
         subprocess.run(list(args), cwd=cwd, env=env, check=True, capture_output=True)
 
     return bench(name, once, runs, warmup)
+
+
+def own_proxy(home: Path) -> dict[str, str]:
+    """The environment of a bench that deploys: an ENVPLANE_HOME of its own and a proxy on
+    free ports, never the default 8088/2019 that README's tour and the user's proxy take.
+    Stop it at the end with `envplane proxy down` in that environment."""
+    from tests.support import free_port_block
+
+    port = free_port_block(2)
+    return {"ENVPLANE_HOME": str(home), "ENVPLANE_CADDY_LISTEN": f"127.0.0.1:{port}",
+            "ENVPLANE_CADDY_ADMIN": f"http://127.0.0.1:{port + 1}"}

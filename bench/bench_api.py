@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
+from bench._common import own_proxy
 from tests.api_kit import World, make_world, serving
 from tests.support import ensure_busybox_image
 
@@ -149,7 +150,7 @@ def main() -> None:
     args = parser.parse_args()
     ensure_busybox_image()
     with tempfile.TemporaryDirectory() as folder:
-        world = make_world(Path(folder))
+        world = make_world(Path(folder), environ=own_proxy(Path(folder) / "envplane-home"))
         try:
             assert world.cli("preview", "up", "--pr", "1").returncode == 0
             with serving(world) as served:
@@ -163,6 +164,7 @@ def main() -> None:
         finally:
             for pr in ("1", "2", "3"):
                 world.cli("down", "test", "--pr", pr, "--purge")
+            world.cli("proxy", "down")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 if not os.environ.get("PYTHONPATH"):
     sys.path.insert(0, str(ROOT / "src"))
 
+from bench._common import own_proxy  # noqa: E402
 from tests.support import (  # noqa: E402
     busybox_app,
     ensure_busybox_image,
@@ -179,12 +180,7 @@ def main() -> None:
         # Each PR takes a stride of 10 ports from the block; the single-instance envs publish
         # above the PRs' part of it.
         base = free_port_block(10 * args.n + 100)
-        # A proxy of the bench's own: never the default 8088/2019 (README's tour and anything
-        # else on the machine use those).
-        proxy = free_port_block(2)
-        env = {"DATA_PATH": "", "ENVPLANE_HOME": str(Path(tmp) / "home"),
-               "ENVPLANE_CADDY_LISTEN": f"127.0.0.1:{proxy}",
-               "ENVPLANE_CADDY_ADMIN": f"http://127.0.0.1:{proxy + 1}"}
+        env = {"DATA_PATH": "", **own_proxy(Path(tmp) / "home")}
         if args.example:
             app = Path(tmp) / "app"
             env.update(example_app(app, name, base, args.n))

@@ -137,14 +137,18 @@ def _safety_net(shell: tour_kit.Shell, clone: Path) -> None:
     envplane = [str(clone / ".venv" / "bin" / "envplane")]
     folder = clone / EXAMPLE
     run = {"cwd": folder, "env": shell.env, "capture_output": True, "timeout": 300}
-    subprocess.run([*envplane, "preview", "down", "--pr", "7"], **run)  # type: ignore[call-overload]
-    for env in ("production", "staging", "docker"):
-        subprocess.run([*envplane, "down", env, "--purge", "--yes"], **run)  # type: ignore[call-overload]
-        subprocess.run([*envplane, "down", env, "--purge"], **run)  # type: ignore[call-overload]
-    for env in ENVS:
-        subprocess.run([*envplane, "platform", "down", env, "--purge", "--yes"], **run)  # type: ignore[call-overload]
-        subprocess.run([*envplane, "platform", "down", env, "--purge"], **run)  # type: ignore[call-overload]
-    subprocess.run([*envplane, "proxy", "down"], **run)  # type: ignore[call-overload]
+    # A tour whose clean-up block ran leaves none of these (the test checks it): its 21 commands
+    # would cost the suite a minute for nothing.
+    if leftovers() or any(in_use(p) for p in PORTS):
+        subprocess.run([*envplane, "preview", "down", "--pr", "7"], **run)  # type: ignore[call-overload]
+        for env in ("production", "staging", "docker"):
+            subprocess.run([*envplane, "down", env, "--purge", "--yes"], **run)  # type: ignore[call-overload]
+            subprocess.run([*envplane, "down", env, "--purge"], **run)  # type: ignore[call-overload]
+        for env in ENVS:
+            subprocess.run([*envplane, "platform", "down", env, "--purge", "--yes"],  # type: ignore[call-overload]
+                           **run)
+            subprocess.run([*envplane, "platform", "down", env, "--purge"], **run)  # type: ignore[call-overload]
+        subprocess.run([*envplane, "proxy", "down"], **run)  # type: ignore[call-overload]
     for key in KEYS:
         for path in (Path(key), Path(key + ".pub")):
             path.unlink(missing_ok=True)
