@@ -294,8 +294,7 @@ def _labelled(kind: str, env: dict[str, str] | None) -> list[Resource]:
                  env=env, what=f"docker {kind} ls").stdout.split()
     if not listed:
         return []
-    data = json.loads(run(["docker", kind, "inspect", *listed], env=env,
-                          what=f"docker {kind} inspect").stdout)
+    data = json.loads(inspect_existing(listed, env, kind))
     out = []
     for item in data:
         options = item.get("Options") or {}

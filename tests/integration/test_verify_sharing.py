@@ -67,3 +67,33 @@ def test_declared_sharing_is_listed_and_undeclared_sharing_is_a_violation(app: t
     assert done.returncode == 1
     violations = mine(json.loads(done.stdout)["violations"], name)
     assert ("shared host path", str(media), f"used by {name}/test/pr-1 and {name}/test/pr-9") in violations
+
+
+@pytest.mark.parametrize("kind", ["network", "volume"])
+def test_what_another_instance_removes_while_verify_looks_is_not_an_error(kind: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify reads the whole engine while other instances come and go (a CI run of the
+    suite failed so: `docker network inspect` of a network another test's down had just
+    removed). What is gone between listing and inspecting is simply not there."""
+    import uuid
+
+    from envplane import verify
+
+    need("a Docker engine", docker_engine(), "run scripts/services/docker.sh")
+    name = f"vanishing-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["docker", kind, "create", "--label", f"envplane.app={name}", name], check=True,
+                   capture_output=True)
+    listed = verify.run
+
+    def another_down_in_between(args: list[str], **kwargs: object) -> object:
+        done = listed(args, **kwargs)  # type: ignore[arg-type]
+        if list(args[1:3]) == [kind, "ls"]:
+            subprocess.run(["docker", kind, "rm", name], check=True, capture_output=True)
+        return done
+
+    monkeypatch.setattr(verify, "run", another_down_in_between)
+    try:
+        seen = [r.name for r in verify.observe()]
+    finally:
+        subprocess.run(["docker", kind, "rm", name], capture_output=True)
+    assert name not in seen

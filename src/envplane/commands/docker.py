@@ -52,8 +52,9 @@ def app_containers(app: str) -> list[str]:
             "--format", "{{json .}}"]
 
 
-def inspect(ids: list[str]) -> list[str]:
-    return ["docker", "inspect", *ids]
+def inspect(ids: list[str], kind: str = "") -> list[str]:
+    """`docker inspect` of containers (or of networks, volumes: `kind`)."""
+    return ["docker", *([kind] if kind else []), "inspect", *ids]
 
 
 def networks(app: str, instance: str) -> list[str]:

@@ -34,13 +34,15 @@ from envplane.run import Result, run
 log = logging.getLogger("envplane.runtime.compose")
 
 
-def inspect_existing(ids: list[str], env: dict[str, str] | None = None) -> str:
-    """`docker inspect` JSON of those of `ids` that still exist (`env`: the engine's, docker_env).
+def inspect_existing(ids: list[str], env: dict[str, str] | None = None, kind: str = "") -> str:
+    """`docker inspect` JSON of those of `ids` that still exist (`env`: the engine's, docker_env):
+    containers, or networks or volumes (`kind`).
 
     A container listed a moment ago may be gone by now (a one-off hook container, a
-    colour being stopped): that is not an error, its absence is the answer.
+    colour being stopped), and so may another instance's network or volume (its `down`):
+    that is not an error, its absence is the answer.
     """
-    result = run(docker_cmd.inspect(ids), check=False, env=env, what="docker inspect")
+    result = run(docker_cmd.inspect(ids, kind), check=False, env=env, what=f"docker {kind} inspect")
     if result.returncode != 0 and not result.stdout.strip().startswith("["):
         # an engine that stopped answering fails here
         run(docker_cmd.server_version(), env=env, what="docker version")
