@@ -298,6 +298,7 @@ def test_apps_add_of_a_git_url_clones_it_into_the_servers_home_and_serves_that(s
 @pytest.mark.parametrize(("url", "message"), [
     ("https://alice:hunter2@git.example.org/a/app.git", "credentials in the URL"),
     ("https://ghp_token@git.example.org/a/app.git", "credentials in the URL"),
+    ("ssh://git:hunter2@git.example.org/a/app.git", "credentials in the URL"),
     ("ext::sh -c touch% /tmp/pwned", "not a git URL envplane clones"),
     ("-uhttps://example.org/app.git", "not a git URL envplane clones"),
     ("ftp://example.org/app.git", "not a git URL envplane clones"),

@@ -49,7 +49,8 @@ def check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES or "::" in url.split("/", 1)[0]:
         raise _not_clonable()
-    if parts.scheme in ("https", "http") and "@" in parts.netloc:
+    # http(s): any user part is a token; ssh and the others: a password after the user
+    if "@" in parts.netloc and (parts.scheme in ("https", "http") or parts.password is not None):
         shown = parts._replace(netloc=f"…@{parts.hostname or ''}").geturl()
         raise UsageError(f"refusing credentials in the URL {shown}: git would keep them in the clone's "
                          "config and the audit log would record them",
