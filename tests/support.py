@@ -149,9 +149,9 @@ class CliApp:
 
 
 PLATFORM_PORTS = (25432, 26379, 27333)  # envplane platform's PostgreSQL, Redis, S3
-# Blocks handed out to the running test: a block is free until the test publishes on it, so a
-# second call must not hand out the first one again.
-GIVEN_BLOCKS: set[int] = set()
+# Blocks handed out to the running test, as (start, size): a block is free until the test
+# publishes on it, so a later call must not hand out any port of an earlier block again.
+GIVEN_BLOCKS: set[tuple[int, int]] = set()
 
 
 def free_port_block(size: int = 200) -> int:
@@ -176,8 +176,8 @@ def free_port_block(size: int = 200) -> int:
     for _ in range(200):
         start = random.randrange(low, low + 2500 - step, step)
         # Each env's platform takes its ports at +10 steps from the fixed ones.
-        if start in GIVEN_BLOCKS or any(start < fixed + 70 and fixed < start + size
-                                        for fixed in PLATFORM_PORTS):
+        if any(start < given + length and given < start + size for given, length in GIVEN_BLOCKS) \
+                or any(start < fixed + 70 and fixed < start + size for fixed in PLATFORM_PORTS):
             continue
         sockets = []
         try:
@@ -188,7 +188,7 @@ def free_port_block(size: int = 200) -> int:
                 # wait in TIME_WAIT (after a load test) is free to listen on.
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 s.bind(("127.0.0.1", port))
-            GIVEN_BLOCKS.add(start)
+            GIVEN_BLOCKS.add((start, size))
             return start
         except OSError:
             continue

@@ -83,13 +83,25 @@ def previews(folder: Path) -> dict[str, dict[str, object]]:
     return {row["pr"]: row for row in json.loads(done.stdout)}
 
 
-def wait_for(check, seconds: float = 120) -> None:  # type: ignore[no-untyped-def]
+def wait_for(check, seconds: float = 120, explain=lambda: "") -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(0.5)
-    raise AssertionError("condition not met in time")
+    raise AssertionError(f"condition not met in {seconds:.0f} s\n{explain()}")
+
+
+def _server_said(server: subprocess.Popen[str], folder: Path) -> str:
+    """What a person would look at when previews do not come up: the server's output and the list."""
+    server.terminate()
+    try:
+        out, err = server.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        out, err = server.communicate()
+    listed = cli("preview", "list", "--json", cwd=folder)
+    return f"webhook stdout:\n{out}\nwebhook stderr:\n{err}\npreview list:\n{listed.stdout}{listed.stderr}"
 
 
 def test_webhook_drives_previews_and_gc_only_collects_closed_ones(app: Path) -> None:
@@ -105,7 +117,8 @@ def test_webhook_drives_previews_and_gc_only_collects_closed_ones(app: Path) -> 
         assert fake_github_sends(port, "opened", 11, head) == 202
         assert fake_github_sends(port, "opened", 12, head) == 202
         assert fake_github_sends(port, "opened", 13, head, secret="forged") == 401
-        wait_for(lambda: {"pr-11", "pr-12"} <= {k for k, v in previews(app).items() if v["status"] == "ok"})
+        wait_for(lambda: {"pr-11", "pr-12"} <= {k for k, v in previews(app).items() if v["status"] == "ok"},
+                 explain=lambda: _server_said(server, app))
         assert "pr-13" not in previews(app)
         assert fake_github_sends(port, "closed", 11, head) == 202
         wait_for(lambda: previews(app)["pr-11"]["closed_at"] is not None)
