@@ -76,25 +76,36 @@ bearer = HTTPBearer(auto_error=False, scheme_name="bearer",
                     description="A token of `envplane tokens create`: Authorization: Bearer TOKEN")
 
 
+def bearer_token(request: Request) -> str | None:
+    """The token of the request's Authorization header; None without one (401 when malformed)."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, raw = header.partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        raise Unauthorized("the Authorization header is not `Bearer TOKEN`")
+    return raw.strip()
+
+
+def current_principal(request: Request) -> Principal | None:
+    """Who the request's credentials say it is now: its bearer token's principal, else its
+    dashboard session's; None when the token is unknown, expired or revoked, or the session
+    is closed. Reads the store."""
+    ctx, token = context(request), bearer_token(request)
+    return ctx.authenticate(token) if token is not None else ctx.session_principal(request)
+
+
 async def principal_of(request: Request,
                        documented: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None
                        ) -> Principal:
-    """The request's principal: its bearer token's, else its dashboard session's (401 without).
-    Async, with only the store's read in a worker thread: every request passes here."""
-    ctx = context(request)
-    header = request.headers.get("authorization")
-    if header is not None:
-        scheme, _, raw = header.partition(" ")
-        if scheme.lower() != "bearer" or not raw.strip():
-            raise Unauthorized("the Authorization header is not `Bearer TOKEN`")
-        found = await run_in_threadpool(ctx.authenticate, raw.strip())
-        if found is None:
-            raise Unauthorized("the token is unknown, expired or revoked")
+    """The request's principal (401 without). Async, with only the store's read in a worker
+    thread: every request passes here."""
+    found = await run_in_threadpool(current_principal, request)
+    if found is not None:
         return found
-    session = await run_in_threadpool(ctx.session_principal, request)
-    if session is None:
-        raise Unauthorized("this needs a token: Authorization: Bearer TOKEN")
-    return session
+    if bearer_token(request) is not None:
+        raise Unauthorized("the token is unknown, expired or revoked")
+    raise Unauthorized("this needs a token: Authorization: Bearer TOKEN")
 
 
 def allow(principal: Principal, action: str, env: str | None = None, app: str | None = None) -> None:
@@ -751,10 +762,7 @@ async def logs(app: AppName, env: EnvName, service: Annotated[str, Path(pattern=
 def still_allowed(request: Request, action: str, env: str | None) -> bool:
     """Whether the request's credentials hold now as when it began — its token not revoked
     nor expired, else its dashboard session still open — and still allow `action`."""
-    ctx = context(request)
-    header = request.headers.get("authorization")
-    principal = (ctx.authenticate(header.partition(" ")[2].strip()) if header is not None
-                 else ctx.session_principal(request))
+    principal = current_principal(request)
     return principal is not None and principal.may(action, env, request.path_params.get("app"))
 
 

@@ -108,12 +108,14 @@ def left_behind(server: str, host: str) -> bool:
     if len(words) == 1:
         return True
     fields = dict(zip(words[1::2], words[2::2], strict=False))
-    if fields.get("boot") != (locks.this_boot() or "-"):
+    me = locks.Me("server")
+    if fields.get("boot") != (me.boot_id or "-"):
         return True  # this host booted since: nothing of that boot runs
-    if fields.get("ns") != (locks.this_pid_namespace() or "-") or not fields.get("pid", "").isdigit():
+    pid, started = fields.get("pid", ""), fields.get("started", "")
+    if not pid.isdigit():
         return False
-    started = fields.get("started", "-")
-    return bool(locks.process_gone(int(fields["pid"]), int(started) if started.isdigit() else None))
+    return bool(locks.gone_here(int(pid), int(started) if started.isdigit() else None,
+                                fields.get("boot"), fields.get("ns"), me))
 
 
 def interrupt_running(store: Store, host: str, at: datetime, problem: Mapping[str, Any]) -> list[str]:

@@ -285,10 +285,16 @@ def _try_take(
 def _stale_reason(row: LockRow, now: datetime, me: Me) -> str:
     if row.expires_at <= now:
         return "its lease expired"
-    same_kernel = row.boot_id is not None and row.boot_id == me.boot_id
-    if same_kernel and row.pid_ns is not None and row.pid_ns == me.pid_ns:
-        return process_gone(row.pid, row.started)
-    return ""  # another machine, boot or PID namespace: its pid says nothing here
+    return gone_here(row.pid, row.started, row.boot_id, row.pid_ns, me)
+
+
+def gone_here(pid: int, started: int | None, boot_id: str | None, pid_ns: str | None, me: Me) -> str:
+    """Why process `pid` of kernel boot `boot_id` and PID namespace `pid_ns` is gone, judged
+    by `me`; "" while it runs, and when `me` cannot tell: on another machine, boot or PID
+    namespace its pid says nothing here."""
+    if boot_id is None or boot_id != me.boot_id or pid_ns is None or pid_ns != me.pid_ns:
+        return ""
+    return process_gone(pid, started)
 
 
 def process_gone(pid: int, started: int | None) -> str:
