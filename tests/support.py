@@ -6,6 +6,7 @@ developer machine it skips with the reason, so the unit tier stays usable anywhe
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import threading
@@ -149,9 +150,24 @@ class CliApp:
 
 
 PLATFORM_PORTS = (25432, 26379, 27333)  # envplane platform's PostgreSQL, Redis, S3
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "finance-report"
 # Blocks handed out to the running test, as (start, size): a block is free until the test
 # publishes on it, so a later call must not hand out any port of an earlier block again.
 GIVEN_BLOCKS: set[tuple[int, int]] = set()
+
+
+@functools.cache
+def example_ports() -> frozenset[int]:
+    """The host ports the example publishes with its own port map, on each env the README
+    tour deploys it to (the tour runs alongside the other tests, on exactly these ports)."""
+    from envplane.spec.load import load_project
+    from envplane.target import resolve
+
+    project = load_project(EXAMPLE / "envplane.yaml", {})
+    targets = [resolve(project, env) for env in ("docker", "staging", "production")]
+    targets += [resolve(project, "test", pr=pr) for pr in (7, 123)]
+    return frozenset(p.published for t in targets for s in t.services for p in s.ports
+                     if p.published is not None)
 
 
 def free_port_block(size: int = 200) -> int:
@@ -161,7 +177,8 @@ def free_port_block(size: int = 200) -> int:
     overlapping blocks at the same moment; within a worker, tests run one at a time.
     The ranges lie below the kernel's ephemeral ports (32768 up), which client
     connections take at random: under a load test one of them would sit on a block's
-    port by the time the test publishes it. Blocks never hold the platform's fixed ports.
+    port by the time the test publishes it. Blocks never hold the platform's fixed ports,
+    nor the example's own: the README tour publishes those while other tests run.
     """
     import random
     import socket
@@ -177,7 +194,8 @@ def free_port_block(size: int = 200) -> int:
         start = random.randrange(low, low + 2500 - step, step)
         # Each env's platform takes its ports at +10 steps from the fixed ones.
         if any(start < given + length and given < start + size for given, length in GIVEN_BLOCKS) \
-                or any(start < fixed + 70 and fixed < start + size for fixed in PLATFORM_PORTS):
+                or any(start < fixed + 70 and fixed < start + size for fixed in PLATFORM_PORTS) \
+                or any(start <= port < start + size for port in example_ports()):
             continue
         sockets = []
         try:
