@@ -9,11 +9,13 @@ On a two-service busybox app (web: httpd with a 1 s healthcheck, worker: sleep),
 6. `preview gc` of the N (closed) previews.
 Everything the bench makes (containers, networks, volumes, folders) is removed at the end.
 
-Usage: .venv/bin/python bench/bench_scale.py [N] [--profile DIR] [--example]
+Usage: .venv/bin/python bench/bench_scale.py [N] [--profile DIR] [--example] [--health-interval S]
 (--profile writes cProfile output of status, no-op up and gc into DIR and prints their top lines;
 --example runs N previews of examples/finance-report instead: backend + frontend, each preview
 with its own database, bucket and Redis user on the test servers, ENVPLANE_TEST_* as the e2e
-tests use them.)
+tests use them; --health-interval sets the example backend's healthcheck interval, 1s in
+examples/finance-report: each probe starts a Python interpreter in the container, so 50
+previews probing every second want more than two cores for their healthchecks alone.)
 """
 
 from __future__ import annotations
@@ -143,11 +145,17 @@ def cleanup(app_name: str) -> None:
             subprocess.run(["docker", *remove, *ids], capture_output=True)
 
 
-def example_app(folder: Path, name: str, base: int, n: int) -> dict[str, str]:
+def example_app(folder: Path, name: str, base: int, n: int, health_interval: str | None) -> dict[str, str]:
     """examples/finance-report as app `name`, its previews' ports from `base` (a stride of 10 a
     PR), the single-instance envs above them; returns the servers' and images' variables."""
     subprocess.run(["bash", str(ROOT / "scripts" / "images.sh")], check=True, capture_output=True)
     shutil.copytree(ROOT / "examples" / "finance-report", folder, ignore=shutil.ignore_patterns(".envplane"))
+    if health_interval:
+        compose = folder / "compose.yaml"
+        text = compose.read_text()
+        if "      interval: 1s\n" not in text:
+            raise SystemExit("examples/finance-report/compose.yaml: the backend's 'interval: 1s' is gone")
+        compose.write_text(text.replace("      interval: 1s\n", f"      interval: {health_interval}\n"))
     spec = folder / "envplane.yaml"
     text = spec.read_text().replace("app: finance-report", f"app: {name}").replace("prefix: report",
                                                                                      f"prefix: {name}")
@@ -169,6 +177,7 @@ def main() -> None:
     parser.add_argument("n", nargs="?", type=int, default=20)
     parser.add_argument("--profile", type=Path, help="write cProfile files here and print their top")
     parser.add_argument("--example", action="store_true", help="previews of examples/finance-report")
+    parser.add_argument("--health-interval", help="the example backend's healthcheck interval, e.g. 10s")
     args = parser.parse_args()
     ensure_busybox_image()
     name = f"sc{uuid.uuid4().hex[:6]}"
@@ -183,7 +192,7 @@ def main() -> None:
         env = {"DATA_PATH": "", **own_proxy(Path(tmp) / "home")}
         if args.example:
             app = Path(tmp) / "app"
-            env.update(example_app(app, name, base, args.n))
+            env.update(example_app(app, name, base, args.n, args.health_interval))
         else:
             app = busybox_app(Path(tmp) / "app", name, base, env_ports=False)
             (app / "compose.yaml").write_text(COMPOSE)
