@@ -10,12 +10,16 @@ they never assert on them (timings belong in reports, not in tests).
 
 from __future__ import annotations
 
+import os
+import shutil
 import statistics
 import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -71,3 +75,30 @@ def own_proxy(home: Path) -> dict[str, str]:
     port = free_port_block(2)
     return {"ENVPLANE_HOME": str(home), "ENVPLANE_CADDY_LISTEN": f"127.0.0.1:{port}",
             "ENVPLANE_CADDY_ADMIN": f"http://127.0.0.1:{port + 1}"}
+
+
+def example_app(folder: Path, name: str, base: int, n: int, health_interval: str | None) -> dict[str, str]:
+    """examples/finance-report as app `name`, its previews' ports from `base` (a stride of 10 a
+    PR), the single-instance envs above them; returns the servers' and images' variables."""
+    subprocess.run(["bash", str(ROOT / "scripts" / "images.sh")], check=True, capture_output=True)
+    shutil.copytree(ROOT / "examples" / "finance-report", folder, ignore=shutil.ignore_patterns(".envplane"))
+    if health_interval:
+        compose = folder / "compose.yaml"
+        text = compose.read_text()
+        if "      interval: 1s\n" not in text:
+            raise SystemExit("examples/finance-report/compose.yaml: the backend's 'interval: 1s' is gone")
+        compose.write_text(text.replace("      interval: 1s\n", f"      interval: {health_interval}\n"))
+    spec = folder / "envplane.yaml"
+    text = spec.read_text().replace("app: finance-report", f"app: {name}").replace("prefix: report",
+                                                                                     f"prefix: {name}")
+    top = base + 10 * n + 50
+    spec.write_text(text + "environments:\n" f"  test:\n    port_base: {base}\n" + "".join(
+        f"  {env}:\n    ports:\n      backend: {{8000: {top + 2 * i}}}\n"
+        f"      frontend: {{8080: {top + 2 * i + 1}}}\n"
+        for i, env in enumerate(("staging", "docker", "production"))))
+    servers = {ours: os.environ.get(f"ENVPLANE_TEST_{ours.removeprefix('ENVPLANE_')}", "")
+               for ours in ("ENVPLANE_POSTGRES_URL", "ENVPLANE_S3_ENDPOINT", "ENVPLANE_S3_ACCESS_KEY",
+                            "ENVPLANE_S3_SECRET_KEY", "ENVPLANE_REDIS_URL")}
+    if not all(servers.values()):
+        raise SystemExit("--example needs the test servers: source /work/dev-env.sh (ENVPLANE_TEST_*)")
+    return {**servers, "IMAGE_TAG": name}

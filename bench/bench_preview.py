@@ -8,10 +8,15 @@ taken down (`preview down` vs `docker compose down -v`). Besides wall time, each
 (the process and the docker CLIs it waited for; not dockerd's) is read. The steps envplane
 reports (`--json`) give the breakdown; the time before its first step is start-up: imports,
 spec load, resolve, isolation check, state store. One more run goes through a `docker` shim
-on PATH that counts envplane's engine calls. bench_previews.py has the many-at-once and gc
+on PATH that counts envplane's engine calls. bench_scale.py has the many-at-once and gc
 figures. Prints figures; asserts nothing.
 
-Usage: .venv/bin/python bench/bench_preview.py [--runs N] [--port-base P]
+With --example the app is examples/finance-report, each preview with its own database, bucket
+and Redis user on the test servers (source /work/dev-env.sh): envplane's `up` provisions PR 1's
+and its `down` drops them, inside its time; PR 2's are made once before the rounds (raw Compose
+makes none) and dropped at the end.
+
+Usage: .venv/bin/python bench/bench_preview.py [--runs N] [--port-base P] [--example]
 """
 
 from __future__ import annotations
@@ -27,6 +32,14 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+if not os.environ.get("PYTHONPATH"):
+    sys.path.insert(0, str(ROOT / "src"))
+
+from bench._common import example_app  # noqa: E402
+from tests.support import remove_example_images  # noqa: E402
 
 ENVPLANE = [sys.executable, "-m", "envplane"]
 
@@ -155,18 +168,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     # Above the test suite's port blocks (10000-30000) and below the kernel's ephemeral ports.
     parser.add_argument("--port-base", type=int, default=31000)
+    parser.add_argument("--example", action="store_true", help="examples/finance-report, with its servers")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="envplane-bench-") as tmp:
         root = Path(tmp)
         app = root / "app"
-        (app / "www").mkdir(parents=True)
-        (app / "www" / "health.txt").write_text("ok\n")
-        (app / "compose.yaml").write_text(COMPOSE)
         name = f"bench{os.getpid() % 100000}"
-        spec = SPEC.format(app=name, port_base=args.port_base, data=root / "data")
-        (app / "envplane.yaml").write_text(spec)
-        # A home, and a proxy (Caddy) on ports, of the bench's own; bytecode caches as installed.
         env = {k: v for k, v in os.environ.items() if k not in ("DATA_PATH", "PYTHONDONTWRITEBYTECODE")}
+        if args.example:
+            env.update(example_app(app, name, args.port_base, 2, None))
+        else:
+            (app / "www").mkdir(parents=True)
+            (app / "www" / "health.txt").write_text("ok\n")
+            (app / "compose.yaml").write_text(COMPOSE)
+            (app / "envplane.yaml").write_text(SPEC.format(app=name, port_base=args.port_base,
+                                                           data=root / "data"))
+        # A home, and a proxy (Caddy) on ports, of the bench's own; bytecode caches as installed.
         env.update(ENVPLANE_HOME=str(root / "home"),
                    ENVPLANE_CADDY_ADMIN=f"http://127.0.0.1:{args.port_base + 190}",
                    ENVPLANE_CADDY_LISTEN=f"127.0.0.1:{args.port_base + 191}")
@@ -177,12 +194,16 @@ def main() -> None:
             wall, out = timed(argv, app, {**env, **(extra or {})})
             return wall, cpu.delta(), out
 
+        if args.example:  # PR 2's database, bucket and Redis user, which raw Compose reads
+            run([*ENVPLANE, "preview", "up", "--pr", "2"])
         rendered = root / "pr2.yaml"
         run([*ENVPLANE, "render", "test", "--pr", "2", "-o", str(rendered)])
         planned = json.loads(run([*ENVPLANE, "plan", "test", "--pr", "2", "--json"])[2])
         folders = [planned["target"]["data_path"], *planned["target"]["volume_paths"].values()]
         raw_up = ["docker", "compose", "-f", str(rendered), "up", "-d", "--wait"]
         raw_down = ["docker", "compose", "-f", str(rendered), "down", "-v"]
+        if args.example:
+            run(raw_down)
 
         ours_up: list[tuple[float, float]] = []
         theirs_up: list[tuple[float, float]] = []
@@ -208,9 +229,12 @@ def main() -> None:
             wall, spent, _ = run(raw_up)
             theirs_up.append((wall, spent))
 
-        def clean_up() -> None:  # whatever a failed round left running
-            for argv in ([*ENVPLANE, "preview", "down", "--pr", "1"], raw_down, [*ENVPLANE, "proxy", "down"]):
+        def clean_up() -> None:  # whatever a failed round left running, and PR 2's resources
+            for argv in ([*ENVPLANE, "preview", "down", "--pr", "1"], raw_down,
+                         [*ENVPLANE, "preview", "down", "--pr", "2"], [*ENVPLANE, "proxy", "down"]):
                 subprocess.run(argv, cwd=app, env=env, capture_output=True)
+            if args.example:
+                remove_example_images(name)
 
         try:
             run([*ENVPLANE, "preview", "up", "--pr", "1"])  # warm-up: bytecode caches, the proxy started

@@ -26,7 +26,6 @@ import json
 import os
 import pstats
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 if not os.environ.get("PYTHONPATH"):
     sys.path.insert(0, str(ROOT / "src"))
 
-from bench._common import own_proxy  # noqa: E402
+from bench._common import example_app, own_proxy  # noqa: E402
 from tests.support import (  # noqa: E402
     busybox_app,
     ensure_busybox_image,
@@ -143,33 +142,6 @@ def cleanup(app_name: str) -> None:
         if ids:
             remove = ["rm", "-f"] if kind == "container" else [kind, "rm"]
             subprocess.run(["docker", *remove, *ids], capture_output=True)
-
-
-def example_app(folder: Path, name: str, base: int, n: int, health_interval: str | None) -> dict[str, str]:
-    """examples/finance-report as app `name`, its previews' ports from `base` (a stride of 10 a
-    PR), the single-instance envs above them; returns the servers' and images' variables."""
-    subprocess.run(["bash", str(ROOT / "scripts" / "images.sh")], check=True, capture_output=True)
-    shutil.copytree(ROOT / "examples" / "finance-report", folder, ignore=shutil.ignore_patterns(".envplane"))
-    if health_interval:
-        compose = folder / "compose.yaml"
-        text = compose.read_text()
-        if "      interval: 1s\n" not in text:
-            raise SystemExit("examples/finance-report/compose.yaml: the backend's 'interval: 1s' is gone")
-        compose.write_text(text.replace("      interval: 1s\n", f"      interval: {health_interval}\n"))
-    spec = folder / "envplane.yaml"
-    text = spec.read_text().replace("app: finance-report", f"app: {name}").replace("prefix: report",
-                                                                                     f"prefix: {name}")
-    top = base + 10 * n + 50
-    spec.write_text(text + "environments:\n" f"  test:\n    port_base: {base}\n" + "".join(
-        f"  {env}:\n    ports:\n      backend: {{8000: {top + 2 * i}}}\n"
-        f"      frontend: {{8080: {top + 2 * i + 1}}}\n"
-        for i, env in enumerate(("staging", "docker", "production"))))
-    servers = {ours: os.environ.get(f"ENVPLANE_TEST_{ours.removeprefix('ENVPLANE_')}", "")
-               for ours in ("ENVPLANE_POSTGRES_URL", "ENVPLANE_S3_ENDPOINT", "ENVPLANE_S3_ACCESS_KEY",
-                            "ENVPLANE_S3_SECRET_KEY", "ENVPLANE_REDIS_URL")}
-    if not all(servers.values()):
-        raise SystemExit("--example needs the test servers: source /work/dev-env.sh (ENVPLANE_TEST_*)")
-    return {**servers, "IMAGE_TAG": name}
 
 
 def main() -> None:
