@@ -194,16 +194,9 @@ def main() -> None:
             wall, out = timed(argv, app, {**env, **(extra or {})})
             return wall, cpu.delta(), out
 
-        if args.example:  # PR 2's database, bucket and Redis user, which raw Compose reads
-            run([*ENVPLANE, "preview", "up", "--pr", "2"])
         rendered = root / "pr2.yaml"
-        run([*ENVPLANE, "render", "test", "--pr", "2", "-o", str(rendered)])
-        planned = json.loads(run([*ENVPLANE, "plan", "test", "--pr", "2", "--json"])[2])
-        folders = [planned["target"]["data_path"], *planned["target"]["volume_paths"].values()]
         raw_up = ["docker", "compose", "-f", str(rendered), "up", "-d", "--wait"]
         raw_down = ["docker", "compose", "-f", str(rendered), "down", "-v"]
-        if args.example:
-            run(raw_down)
 
         ours_up: list[tuple[float, float]] = []
         theirs_up: list[tuple[float, float]] = []
@@ -237,6 +230,13 @@ def main() -> None:
                 remove_example_images(name)
 
         try:
+            if args.example:  # PR 2's database, bucket and Redis user, which raw Compose reads
+                run([*ENVPLANE, "preview", "up", "--pr", "2"])
+            run([*ENVPLANE, "render", "test", "--pr", "2", "-o", str(rendered)])
+            planned = json.loads(run([*ENVPLANE, "plan", "test", "--pr", "2", "--json"])[2])
+            folders = [planned["target"]["data_path"], *planned["target"]["volume_paths"].values()]
+            if args.example:
+                run(raw_down)
             run([*ENVPLANE, "preview", "up", "--pr", "1"])  # warm-up: bytecode caches, the proxy started
             run([*ENVPLANE, "preview", "down", "--pr", "1"])
             for round_ in range(args.runs):
