@@ -84,10 +84,10 @@ def example_app(folder: Path, name: str, base: int, n: int, health_interval: str
     shutil.copytree(ROOT / "examples" / "finance-report", folder, ignore=shutil.ignore_patterns(".envplane"))
     if health_interval:
         compose = folder / "compose.yaml"
-        text = compose.read_text()
-        if "      interval: 1s\n" not in text:
+        text, ours = compose.read_text(), "      interval: 1s\n"
+        if ours not in text:
             raise SystemExit("examples/finance-report/compose.yaml: the backend's 'interval: 1s' is gone")
-        compose.write_text(text.replace("      interval: 1s\n", f"      interval: {health_interval}\n"))
+        compose.write_text(text.replace(ours, f"      interval: {health_interval}\n"))
     spec = folder / "envplane.yaml"
     text = spec.read_text().replace("app: finance-report", f"app: {name}").replace("prefix: report",
                                                                                      f"prefix: {name}")
@@ -100,5 +100,6 @@ def example_app(folder: Path, name: str, base: int, n: int, health_interval: str
                for ours in ("ENVPLANE_POSTGRES_URL", "ENVPLANE_S3_ENDPOINT", "ENVPLANE_S3_ACCESS_KEY",
                             "ENVPLANE_S3_SECRET_KEY", "ENVPLANE_REDIS_URL")}
     if not all(servers.values()):
-        raise SystemExit("--example needs the test servers: source /work/dev-env.sh (ENVPLANE_TEST_*)")
+        raise SystemExit("--example needs the test servers' ENVPLANE_TEST_* variables: source the lines "
+                         "scripts/services/*.sh print")
     return {**servers, "IMAGE_TAG": name}

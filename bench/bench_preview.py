@@ -12,9 +12,9 @@ on PATH that counts envplane's engine calls. bench_scale.py has the many-at-once
 figures. Prints figures; asserts nothing.
 
 With --example the app is examples/finance-report, each preview with its own database, bucket
-and Redis user on the test servers (source /work/dev-env.sh): envplane's `up` provisions PR 1's
-and its `down` drops them, inside its time; PR 2's are made once before the rounds (raw Compose
-makes none) and dropped at the end.
+and Redis user on the test servers (ENVPLANE_TEST_*, as scripts/services/*.sh print them):
+envplane's `up` provisions PR 1's and its `down` drops them, inside its time; PR 2's are made
+once before the rounds (raw Compose makes none) and dropped at the end.
 
 Usage: .venv/bin/python bench/bench_preview.py [--runs N] [--port-base P] [--example]
 """
